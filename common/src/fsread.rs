@@ -1,0 +1,103 @@
+//! Reading a config or token file: the only I/O in this crate.
+//!
+//! The file is opened with `O_NOFOLLOW` (a symlink planted in a writable
+//! directory cannot redirect us), `O_NONBLOCK` (a FIFO cannot hang the
+//! caller), must be a regular file, and is read up to a cap.
+
+use crate::error::{FileError, FileKind, Problem};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Open `path` for reading without following a final symlink, and check that
+/// it is a regular file.
+pub fn open_regular(path: &Path, kind: FileKind) -> Result<File, FileError> {
+    let err = |p| FileError::new(kind, path, p);
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| err(open_problem(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| err(Problem::Unreadable(e.to_string())))?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        return Err(err(Problem::NotRegular(if ft.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        })));
+    }
+    Ok(file)
+}
+
+/// Read the whole of a regular file of at most `cap` bytes.
+pub fn read_capped(path: &Path, kind: FileKind, cap: u64) -> Result<Vec<u8>, FileError> {
+    let file = open_regular(path, kind)?;
+    read_all_capped(file, cap).map_err(|p| FileError::new(kind, path, p))
+}
+
+/// Read at most `cap` bytes from `r`; more is [`Problem::TooLarge`].
+pub fn read_all_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, Problem> {
+    let mut buf = Vec::new();
+    r.take(cap + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Problem::Unreadable(e.to_string()))?;
+    if buf.len() as u64 > cap {
+        return Err(Problem::TooLarge);
+    }
+    Ok(buf)
+}
+
+fn open_problem(e: &io::Error) -> Problem {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Problem::Missing,
+        Some(libc::ELOOP) => Problem::Symlink,
+        _ => Problem::Unreadable(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sx2-fsread-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn refuses_symlink_dir_fifo_and_huge() {
+        let d = tmpdir("refuse");
+        let real = d.join("real.json");
+        std::fs::write(&real, b"{}").unwrap();
+        std::os::unix::fs::symlink(&real, d.join("link.json")).unwrap();
+        let big = d.join("big.json");
+        std::fs::write(&big, vec![b' '; 70_000]).unwrap();
+        let k = FileKind::Token;
+        assert_eq!(read_capped(&real, k, 64).unwrap(), b"{}");
+        assert_eq!(
+            read_capped(&d.join("link.json"), k, 64)
+                .unwrap_err()
+                .problem,
+            Problem::Symlink
+        );
+        assert_eq!(
+            read_capped(&d, k, 64).unwrap_err().problem,
+            Problem::NotRegular("a directory")
+        );
+        assert_eq!(
+            read_capped(&big, k, 65536).unwrap_err().problem,
+            Problem::TooLarge
+        );
+        assert_eq!(
+            read_capped(&d.join("nope"), k, 64).unwrap_err().problem,
+            Problem::Missing
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

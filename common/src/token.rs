@@ -1,0 +1,277 @@
+//! Token files: JSON written by `sasl-xoauth2-tool get-token` and rewritten by
+//! the refresh helper. Compatible with the C++ sasl-xoauth2.
+
+use crate::config::{parse_object, Fields};
+use crate::error::{FileError, FileKind, Problem};
+use crate::secret::Secret;
+use serde_json::{Map, Value};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// How the helper obtains a new access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grant {
+    /// `grant_type=refresh_token` with the file's refresh token (the usual case).
+    #[default]
+    RefreshToken,
+    /// `grant_type=client_credentials`: app-only access (e.g. Microsoft
+    /// `SMTP.SendAsApp`); the file needs no refresh token.
+    ClientCredentials,
+}
+
+/// Per-token values that win over the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub token_endpoint: Option<String>,
+    pub scope: Option<String>,
+    pub proxy: Option<String>,
+    pub ca_bundle_file: Option<String>,
+    pub ca_certs_dir: Option<String>,
+    pub refresh_window: Option<i64>,
+}
+
+/// A parsed token file.
+///
+/// It keeps every field it read (including unknown ones) so that a rewrite
+/// changes only what the refresh owns: `access_token`, `expiry` and, when the
+/// provider rotates it, `refresh_token`.
+#[derive(Clone)]
+pub struct TokenFile {
+    pub refresh_token: Option<Secret>,
+    pub access_token: Option<Secret>,
+    /// Unix seconds; 0 when absent (expired).
+    pub expiry: i64,
+    pub user: Option<String>,
+    pub grant: Grant,
+    pub overrides: Overrides,
+    fields: Map<String, Value>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("refresh_token", &self.refresh_token)
+            .field("access_token", &self.access_token)
+            .field("expiry", &self.expiry)
+            .field("user", &self.user)
+            .field("grant", &self.grant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        // The raw map holds the same secrets as plain Strings.
+        use zeroize::Zeroize;
+        for (_, v) in self.fields.iter_mut() {
+            if let Value::String(s) = v {
+                s.zeroize();
+            }
+        }
+    }
+}
+
+impl TokenFile {
+    /// Read and parse the token file at `path` (no symlinks, regular file,
+    /// at most [`crate::MAX_FILE_SIZE`] bytes).
+    pub fn load(path: &Path) -> Result<TokenFile, FileError> {
+        let bytes = Zeroizing::new(crate::fsread::read_capped(
+            path,
+            FileKind::Token,
+            crate::MAX_FILE_SIZE,
+        )?);
+        TokenFile::parse(&bytes, path)
+    }
+
+    /// Parse token bytes; `path` is only used in messages.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<TokenFile, FileError> {
+        let fields = parse_object(bytes, path, FileKind::Token)?;
+        let f = Fields {
+            obj: &fields,
+            path,
+            kind: FileKind::Token,
+        };
+        let grant = match f.string("grant_type")?.as_deref() {
+            None | Some("refresh_token") => Grant::RefreshToken,
+            Some("client_credentials") => Grant::ClientCredentials,
+            Some(_) => {
+                return Err(f.bad("grant_type", "\"refresh_token\" or \"client_credentials\""))
+            }
+        };
+        let nonempty = |field| -> Result<Option<Secret>, FileError> {
+            Ok(f.string(field)?.filter(|s| !s.is_empty()).map(Secret::new))
+        };
+        let refresh_token = nonempty("refresh_token")?;
+        if refresh_token.is_none() && grant == Grant::RefreshToken {
+            return Err(FileError::new(
+                FileKind::Token,
+                path,
+                Problem::MissingField("refresh_token"),
+            ));
+        }
+        let expiry = f.int("expiry")?.unwrap_or(0);
+        if expiry < 0 {
+            return Err(f.bad("expiry", "unix seconds (\"0\" means expired)"));
+        }
+        let overrides = Overrides {
+            client_id: f.string("client_id")?,
+            client_secret: f.string("client_secret")?.map(Secret::new),
+            token_endpoint: f.string("token_endpoint")?,
+            scope: f.string("scope")?,
+            proxy: f.string("proxy")?,
+            ca_bundle_file: f.string("ca_bundle_file")?,
+            ca_certs_dir: f.string("ca_certs_dir")?,
+            refresh_window: f.non_negative("refresh_window")?,
+        };
+        let access_token = nonempty("access_token")?;
+        let user = f.string("user")?.filter(|u| !u.is_empty());
+        Ok(TokenFile {
+            refresh_token,
+            access_token,
+            expiry,
+            user,
+            grant,
+            overrides,
+            fields,
+        })
+    }
+
+    /// Names of all fields in the file, in file order.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.keys().map(String::as_str)
+    }
+
+    /// The file's bytes after a refresh: the new access token and expiry, the
+    /// rotated refresh token if the provider sent one, and every other field
+    /// exactly as it was. `expiry` is written as a string, as the C++ version
+    /// does.
+    pub fn refreshed(
+        &self,
+        access_token: &Secret,
+        expiry: i64,
+        rotated_refresh_token: Option<&Secret>,
+    ) -> Zeroizing<Vec<u8>> {
+        let mut out = self.fields.clone();
+        out.insert("access_token".into(), access_token.expose().into());
+        out.insert("expiry".into(), expiry.to_string().into());
+        if let Some(r) = rotated_refresh_token {
+            out.insert("refresh_token".into(), r.expose().into());
+        }
+        let mut bytes =
+            serde_json::to_vec_pretty(&Value::Object(out)).expect("a JSON map always serializes");
+        bytes.push(b'\n');
+        Zeroizing::new(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "/etc/tokens/user@example.com";
+
+    fn parse(s: &str) -> Result<TokenFile, FileError> {
+        TokenFile::parse(s.as_bytes(), Path::new(P))
+    }
+
+    #[test]
+    fn cxx_token_file() {
+        let t = parse(r#"{"access_token":"at","expiry":"0","refresh_token":"rt"}"#).unwrap();
+        assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "rt");
+        assert_eq!(t.access_token.as_ref().unwrap().expose(), "at");
+        assert_eq!(t.expiry, 0);
+        assert_eq!(t.grant, Grant::RefreshToken);
+    }
+
+    #[test]
+    fn expiry_past_2038_and_numeric() {
+        assert_eq!(
+            parse(r#"{"refresh_token":"r","expiry":"9999999999"}"#)
+                .unwrap()
+                .expiry,
+            9_999_999_999
+        );
+        assert_eq!(
+            parse(r#"{"refresh_token":"r","expiry":9999999999}"#)
+                .unwrap()
+                .expiry,
+            9_999_999_999
+        );
+        assert_eq!(parse(r#"{"refresh_token":"r"}"#).unwrap().expiry, 0);
+    }
+
+    #[test]
+    fn bad_inputs_name_field() {
+        let e = parse(r#"{"access_token":"a"}"#).unwrap_err();
+        assert_eq!(e.problem, Problem::MissingField("refresh_token"));
+        assert!(e.to_string().contains("get-token"));
+        let e = parse(r#"{"refresh_token":""}"#).unwrap_err();
+        assert_eq!(e.problem, Problem::MissingField("refresh_token"));
+        let e = parse(r#"{"refresh_token":"r","expiry":"tomorrow"}"#).unwrap_err();
+        assert_eq!(e.field(), Some("expiry"));
+        let e = parse(r#"{"refresh_token":"r","expiry":"-1"}"#).unwrap_err();
+        assert_eq!(e.field(), Some("expiry"));
+        let e = parse(r#"{"refresh_token":"r","grant_type":"password"}"#).unwrap_err();
+        assert_eq!(e.field(), Some("grant_type"));
+        let e = parse(r#"{"refresh_token": {"nested": 1}}"#).unwrap_err();
+        assert_eq!(e.field(), Some("refresh_token"));
+    }
+
+    #[test]
+    fn client_credentials_needs_no_refresh_token() {
+        let t = parse(r#"{"grant_type":"client_credentials","client_id":"app"}"#).unwrap();
+        assert_eq!(t.grant, Grant::ClientCredentials);
+        assert!(t.refresh_token.is_none());
+    }
+
+    #[test]
+    fn overrides_and_user() {
+        let t = parse(
+            r#"{"refresh_token":"r","user":"u@x","client_id":"c","client_secret":"s",
+                "token_endpoint":"https://e/t","refresh_window":600}"#,
+        )
+        .unwrap();
+        assert_eq!(t.user.as_deref(), Some("u@x"));
+        assert_eq!(t.overrides.client_id.as_deref(), Some("c"));
+        assert_eq!(t.overrides.refresh_window, Some(600));
+    }
+
+    #[test]
+    fn rewrite_keeps_unknown_fields_and_writes_expiry_as_string() {
+        let t = parse(
+            r#"{"refresh_token":"r1","user":"u","x-custom":{"a":[1,2]},"access_token":"old","expiry":"5"}"#,
+        )
+        .unwrap();
+        let out = t.refreshed(&Secret::new("new"), 9_999_999_999, None);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["access_token"], "new");
+        assert_eq!(v["expiry"], "9999999999");
+        assert_eq!(v["refresh_token"], "r1");
+        assert_eq!(v["user"], "u");
+        assert_eq!(v["x-custom"]["a"][1], 2);
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "refresh_token",
+                "user",
+                "x-custom",
+                "access_token",
+                "expiry"
+            ]
+        );
+        let out = t.refreshed(&Secret::new("new"), 1, Some(&Secret::new("r2")));
+        let again = TokenFile::parse(&out, Path::new(P)).unwrap();
+        assert_eq!(again.refresh_token.as_ref().unwrap().expose(), "r2");
+        assert_eq!(again.expiry, 1);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let t = parse(r#"{"refresh_token":"rt-plain","access_token":"at-plain"}"#).unwrap();
+        let d = format!("{t:?}");
+        assert!(!d.contains("rt-plain") && !d.contains("at-plain"), "{d}");
+    }
+}

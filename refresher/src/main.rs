@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("sasl-xoauth2-refresh: not built yet");
+    std::process::exit(common::exit::USAGE);
+}
