@@ -19,7 +19,7 @@ pub mod token;
 mod value;
 
 pub use config::Config;
-pub use error::{ConfigError, TokenError};
+pub use error::{ConfigError, FileError, TokenError};
 pub use secret::Secret;
 pub use settings::Settings;
 pub use token::TokenFile;

@@ -166,6 +166,40 @@ impl TokenFile {
     }
 }
 
+/// The bytes of a token file after a new authorisation (`sasl-xoauth2-tool
+/// get-token`): the fields of `existing` (the file being replaced, if any)
+/// kept as they are, with a new `access_token`, `expiry` (as a string) and
+/// `refresh_token`. Unlike [`TokenFile::refreshed`] this accepts an old
+/// file without a usable refresh token, which is why one re-authorises.
+/// Fails if `existing` is not a JSON object; `path` is only for messages.
+pub fn authorised(
+    existing: Option<&[u8]>,
+    path: &Path,
+    access_token: &Secret,
+    expiry: i64,
+    refresh_token: &Secret,
+) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    let mut out = match existing {
+        Some(bytes) => parse_object(bytes, path, FileKind::Token)?,
+        None => Map::new(),
+    };
+    out.insert("access_token".into(), access_token.expose().into());
+    out.insert("refresh_token".into(), refresh_token.expose().into());
+    out.insert("expiry".into(), expiry.to_string().into());
+    let mut value = Value::Object(out);
+    let mut bytes = serde_json::to_vec_pretty(&value).expect("a JSON map always serializes");
+    bytes.push(b'\n');
+    if let Value::Object(m) = &mut value {
+        use zeroize::Zeroize;
+        for (_, v) in m.iter_mut() {
+            if let Value::String(s) = v {
+                s.zeroize();
+            }
+        }
+    }
+    Ok(Zeroizing::new(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +307,59 @@ mod tests {
         let t = parse(r#"{"refresh_token":"rt-plain","access_token":"at-plain"}"#).unwrap();
         let d = format!("{t:?}");
         assert!(!d.contains("rt-plain") && !d.contains("at-plain"), "{d}");
+    }
+}
+
+#[cfg(test)]
+mod authorised_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_other_fields_and_replaces_tokens() {
+        let old =
+            br#"{"refresh_token":"dead","user":"u@x","client_id":"c","x-custom":[1],"expiry":"5"}"#;
+        let out = authorised(
+            Some(old),
+            Path::new("/t"),
+            &Secret::new("at2"),
+            42,
+            &Secret::new("rt2"),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["refresh_token"], "rt2");
+        assert_eq!(v["access_token"], "at2");
+        assert_eq!(v["expiry"], "42");
+        assert_eq!(v["user"], "u@x");
+        assert_eq!(v["client_id"], "c");
+        assert_eq!(v["x-custom"][0], 1);
+        // An old file without a refresh token is fine; a non-object is not.
+        assert!(authorised(
+            Some(b"{}"),
+            Path::new("/t"),
+            &Secret::new("a"),
+            1,
+            &Secret::new("r")
+        )
+        .is_ok());
+        assert!(authorised(
+            Some(b"[1]"),
+            Path::new("/t"),
+            &Secret::new("a"),
+            1,
+            &Secret::new("r")
+        )
+        .is_err());
+        let fresh = authorised(
+            None,
+            Path::new("/t"),
+            &Secret::new("a"),
+            7,
+            &Secret::new("r"),
+        )
+        .unwrap();
+        let t = TokenFile::parse(&fresh, Path::new("/t")).unwrap();
+        assert_eq!(t.expiry, 7);
+        assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "r");
     }
 }

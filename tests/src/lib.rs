@@ -1,3 +1,5 @@
 //! Shared test support: paths of the built artifacts and local fakes of the
 //! remote providers (HTTPS token endpoint, SMTP relay). Only the providers
 //! are faked; everything we ship runs for real.
+
+pub mod sasl;

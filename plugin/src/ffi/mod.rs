@@ -1,0 +1,32 @@
+//! Everything that touches the C ABI or raw syscalls. All `unsafe` in the
+//! plugin lives below this module, each block with its justification.
+//!
+//! Rules kept here: every exported function catches panics (nothing unwinds
+//! into libsasl2 or Postfix); every pointer from C is checked for NULL before
+//! use; the response buffer stays alive until the next step or dispose and is
+//! zeroized then.
+
+mod entry;
+mod glue;
+pub mod types;
+
+pub use entry::sasl_client_plug_init;
+
+use crate::session::{Global, Refresher};
+use common::Config;
+
+/// Whether we run in secure-execution mode (setuid/setgid/capabilities
+/// gained at exec), where the environment must not choose our config.
+fn secure_execution() -> bool {
+    // SAFETY: getauxval has no preconditions; it reads the auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Everything `sasl_client_plug_init` loads. Reads files only; never fails.
+pub(crate) fn load_global() -> Global {
+    let path = crate::config_path(secure_execution(), std::env::var_os(common::CONFIG_ENV));
+    let config = Config::load(&path);
+    let refresher: Result<Box<dyn Refresher>, String> =
+        Err("this build has no refresh helper support".into());
+    Global::new(config, refresher)
+}

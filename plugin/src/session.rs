@@ -1,0 +1,335 @@
+//! One authentication exchange, independent of the C ABI: where the token
+//! comes from, whether it must be refreshed first, and what to send.
+
+use crate::log::{Mode, Sink, Trace};
+use crate::mech::{on_server_data, Mechanism, Reply, ServerInfo, State};
+use common::policy::{self, Freshness};
+use common::{Config, FileError, Secret, Settings, TokenFile};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
+
+/// Runs the refresh helper. The real one forks and execs
+/// `sasl-xoauth2-refresh` (see `ffi::spawn`); tests substitute their own.
+pub trait Refresher: Send + Sync {
+    /// Refresh and wait (bounded by the config's `refresh_timeout`).
+    /// Returns the helper's status line.
+    fn refresh_now(&self, token: &Path, force: bool) -> Result<String, String>;
+    /// Start a refresh that runs on after this call returns.
+    fn refresh_in_background(&self, token: &Path, force: bool) -> Result<(), String>;
+}
+
+/// What `sasl_client_plug_init` loaded, shared by all connections.
+pub struct Global {
+    /// The config, or why it could not be loaded (reported at login time).
+    pub config: Result<Config, FileError>,
+    pub refresher: Option<Box<dyn Refresher>>,
+    /// Why there is no refresher, for the log.
+    pub refresher_missing: Option<String>,
+    /// Last forced refresh per token file (unix seconds), for rate limiting.
+    forced: Mutex<HashMap<PathBuf, i64>>,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("config", &self.config.as_ref().map(|c| &c.path))
+            .field("refresher", &self.refresher.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Global {
+    pub fn new(
+        config: Result<Config, FileError>,
+        refresher: Result<Box<dyn Refresher>, String>,
+    ) -> Global {
+        let (refresher, refresher_missing) = match refresher {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        Global {
+            config,
+            refresher,
+            refresher_missing,
+            forced: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn log_mode(&self) -> Mode {
+        self.config
+            .as_ref()
+            .map(Mode::from_config)
+            .unwrap_or_default()
+    }
+}
+
+/// How an exchange failed, which decides the SASL result code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Config or token file unusable: the admin must act.
+    Setup,
+    /// Refresh failed for a reason that may pass (network, provider 5xx).
+    Temporary,
+    /// The server did something out of protocol.
+    Protocol,
+}
+
+/// The result of one step.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send these bytes and expect another step.
+    Send(Zeroizing<Vec<u8>>),
+    /// The exchange completed successfully.
+    Done,
+    Failed(Failure),
+}
+
+/// Inputs for the first step, gathered by the glue from callbacks/prompts.
+#[derive(Debug)]
+pub struct Credentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub mech: Mechanism,
+    pub state: State,
+    pub trace: Trace,
+    server: ServerInfo,
+    token_path: Option<PathBuf>,
+    global: Arc<Global>,
+}
+
+impl Session {
+    pub fn new(mech: Mechanism, global: Arc<Global>, server: ServerInfo) -> Session {
+        Session {
+            mech,
+            state: State::Start,
+            trace: Trace::new(global.log_mode()),
+            server,
+            token_path: None,
+            global,
+        }
+    }
+
+    /// First step: produce the initial response.
+    pub fn start(&mut self, creds: &Credentials, now: i64, sink: &mut dyn Sink) -> Outcome {
+        if !creds.password.expose().starts_with('/') {
+            self.trace.protect(&creds.password);
+        }
+        match self.initial_response(creds, now, sink) {
+            Ok(bytes) => {
+                self.state = State::Sent;
+                Outcome::Send(bytes)
+            }
+            Err((failure, msg)) => {
+                self.trace
+                    .fail(sink, &format!("{}: {msg}", self.mech.name()));
+                Outcome::Failed(failure)
+            }
+        }
+    }
+
+    fn initial_response(
+        &mut self,
+        creds: &Credentials,
+        now: i64,
+        sink: &mut dyn Sink,
+    ) -> Result<Zeroizing<Vec<u8>>, (Failure, String)> {
+        let name = self.mech.name();
+        let pw = creds.password.expose();
+        if !pw.starts_with('/') {
+            // Not a path: the password is the bearer token itself.
+            if pw.is_empty() {
+                return Err((
+                    Failure::Setup,
+                    "empty password: give a token file path (starting with /) or a bearer token"
+                        .into(),
+                ));
+            }
+            self.trace.note(
+                sink,
+                &format!(
+                    "{name}: user {}: using the password as bearer token {}",
+                    creds.user,
+                    creds.password.fingerprint()
+                ),
+            );
+            return Ok(self
+                .mech
+                .initial_response(&creds.user, &creds.password, &self.server));
+        }
+        let path = PathBuf::from(pw);
+        self.token_path = Some(path.clone());
+        let global = Arc::clone(&self.global);
+        let config = global
+            .config
+            .as_ref()
+            .map_err(|e| (Failure::Setup, e.to_string()))?;
+        let mut token = TokenFile::load(&path).map_err(|e| (Failure::Setup, e.to_string()))?;
+        self.protect_token(&token);
+        let settings = Settings::resolve(config, &token);
+        let state = |t: &TokenFile| {
+            policy::freshness(
+                t.access_token.is_some(),
+                t.expiry,
+                now,
+                settings.refresh_window,
+                config.prefetch_window(),
+            )
+        };
+        let fresh = state(&token);
+        self.trace.note(
+            sink,
+            &format!(
+                "{name}: token file {}: expiry {} ({:?})",
+                path.display(),
+                token.expiry,
+                fresh
+            ),
+        );
+        match fresh {
+            Freshness::Fresh => {}
+            Freshness::Prefetch => match &global.refresher {
+                Some(r) => match r.refresh_in_background(&path, false) {
+                    Ok(()) => self.trace.note(
+                        sink,
+                        &format!("{name}: token near expiry; background refresh started"),
+                    ),
+                    Err(e) => self.trace.warn(
+                        sink,
+                        &format!(
+                            "{name}: token file {}: background refresh not started: {e}",
+                            path.display()
+                        ),
+                    ),
+                },
+                None => self.trace.warn(
+                    sink,
+                    &format!(
+                        "{name}: token file {}: near expiry and {}",
+                        path.display(),
+                        self.no_refresher()
+                    ),
+                ),
+            },
+            Freshness::Expired => {
+                let Some(r) = &global.refresher else {
+                    return Err((
+                        Failure::Setup,
+                        format!(
+                            "token file {}: access token expired and {}",
+                            path.display(),
+                            self.no_refresher()
+                        ),
+                    ));
+                };
+                self.trace
+                    .note(sink, &format!("{name}: token expired; refreshing"));
+                let status = r.refresh_now(&path, false).map_err(|e| {
+                    (
+                        Failure::Temporary,
+                        format!("token file {}: refresh failed: {e}", path.display()),
+                    )
+                })?;
+                self.trace.note(sink, &format!("{name}: helper: {status}"));
+                token = TokenFile::load(&path).map_err(|e| (Failure::Setup, e.to_string()))?;
+                self.protect_token(&token);
+                if state(&token) == Freshness::Expired {
+                    return Err((
+                        Failure::Temporary,
+                        format!(
+                            "token file {}: still expired after the refresh helper ran",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        let access = token
+            .access_token
+            .as_ref()
+            .expect("a non-expired token has an access token");
+        let user = token.user.as_deref().unwrap_or(&creds.user);
+        self.trace.note(
+            sink,
+            &format!(
+                "{name}: user {user}: sending access token {}",
+                access.fingerprint()
+            ),
+        );
+        Ok(self.mech.initial_response(user, access, &self.server))
+    }
+
+    fn protect_token(&mut self, t: &TokenFile) {
+        for s in [
+            &t.access_token,
+            &t.refresh_token,
+            &t.overrides.client_secret,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.trace.protect(s);
+        }
+    }
+
+    fn no_refresher(&self) -> String {
+        format!(
+            "the refresh helper is unavailable ({})",
+            self.global
+                .refresher_missing
+                .as_deref()
+                .unwrap_or("unknown reason")
+        )
+    }
+
+    /// A later step, with the server's (decoded) data.
+    pub fn step(&mut self, data: &[u8], now: i64, sink: &mut dyn Sink) -> Outcome {
+        let name = self.mech.name();
+        match (self.state, on_server_data(data)) {
+            (State::Sent, Reply::Success) => {
+                self.state = State::Done;
+                Outcome::Done
+            }
+            (State::Sent, Reply::Error(e)) => {
+                self.state = State::Rejected;
+                let mut msg = format!("{name}: {e}");
+                if let Some(path) = self.token_path.clone().filter(|_| e.token_rejected()) {
+                    msg.push_str(&self.force_refresh(&path, now));
+                }
+                self.trace.fail(sink, &msg);
+                Outcome::Send(Zeroizing::new(self.mech.error_ack().to_vec()))
+            }
+            (state, _) => {
+                self.trace.fail(
+                    sink,
+                    &format!("{name}: unexpected server data in state {state:?}"),
+                );
+                Outcome::Failed(Failure::Protocol)
+            }
+        }
+    }
+
+    /// After a 401: refresh in the background (at most once a minute per
+    /// file) so the next delivery attempt has a new token.
+    fn force_refresh(&self, path: &Path, now: i64) -> String {
+        let Some(r) = &self.global.refresher else {
+            return format!("; {}", self.no_refresher());
+        };
+        {
+            let mut forced = self.global.forced.lock().unwrap_or_else(|p| p.into_inner());
+            if !policy::forced_refresh_allowed(forced.get(path).copied(), now) {
+                return "; a forced refresh ran less than a minute ago".into();
+            }
+            forced.insert(path.to_path_buf(), now);
+        }
+        match r.refresh_in_background(path, true) {
+            Ok(()) => "; forced refresh started, the next attempt will use a new token".into(),
+            Err(e) => format!("; forced refresh not started: {e}"),
+        }
+    }
+}

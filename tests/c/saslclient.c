@@ -1,0 +1,139 @@
+/* A minimal SASL client on the system libsasl2, driven by the tests.
+ *
+ *   saslclient --mech M [--user U] [--pass P] [--prompt] [--no-answer]
+ *              [--fqdn HOST] [--remote ADDR;PORT] [--step HEX]...
+ *
+ * Prints one line per call: "start rc=N mech=M out=HEX" and
+ * "step rc=N out=HEX"; libsasl2 log messages go to stderr as
+ * "log[LEVEL] MESSAGE". With --prompt no user/password callbacks are
+ * registered, so the mechanism must ask through interaction prompts,
+ * which are answered from --user/--pass (or left empty with --no-answer).
+ */
+#include <sasl/sasl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *user, *pass;
+static sasl_secret_t *secret;
+
+static int log_cb(void *ctx, int level, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "log[%d] %s\n", level, msg);
+    return SASL_OK;
+}
+
+static int simple_cb(void *ctx, int id, const char **result, unsigned *len) {
+    (void)ctx;
+    if (id != SASL_CB_AUTHNAME && id != SASL_CB_USER) return SASL_FAIL;
+    *result = user;
+    if (len) *len = (unsigned)strlen(user);
+    return SASL_OK;
+}
+
+static int secret_cb(sasl_conn_t *conn, void *ctx, int id, sasl_secret_t **psecret) {
+    (void)conn; (void)ctx; (void)id;
+    *psecret = secret;
+    return SASL_OK;
+}
+
+static void hex(const char *p, unsigned n) {
+    for (unsigned i = 0; i < n; i++) printf("%02x", (unsigned char)p[i]);
+}
+
+static int unhex(const char *s, char *out) {
+    size_t n = strlen(s) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
+        out[i] = (char)v;
+    }
+    return (int)n;
+}
+
+static int answer(sasl_interact_t *in, int no_answer) {
+    for (; in->id != SASL_CB_LIST_END; in++) {
+        const char *v = in->id == SASL_CB_PASS ? pass : user;
+        if (!in->prompt) return -1;
+        if (no_answer) { in->result = NULL; in->len = 0; continue; }
+        in->result = v;
+        in->len = (unsigned)strlen(v);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *mech = NULL, *fqdn = "smtp.example.com", *remote = NULL;
+    int prompt = 0, no_answer = 0, nsteps = 0;
+    const char *steps[16];
+    user = "";
+    pass = "";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--mech") && i + 1 < argc) mech = argv[++i];
+        else if (!strcmp(argv[i], "--user") && i + 1 < argc) user = argv[++i];
+        else if (!strcmp(argv[i], "--pass") && i + 1 < argc) pass = argv[++i];
+        else if (!strcmp(argv[i], "--fqdn") && i + 1 < argc) fqdn = argv[++i];
+        else if (!strcmp(argv[i], "--remote") && i + 1 < argc) remote = argv[++i];
+        else if (!strcmp(argv[i], "--step") && i + 1 < argc && nsteps < 16) steps[nsteps++] = argv[++i];
+        else if (!strcmp(argv[i], "--prompt")) prompt = 1;
+        else if (!strcmp(argv[i], "--no-answer")) no_answer = 1;
+        else { fprintf(stderr, "usage error at %s\n", argv[i]); return 2; }
+    }
+    if (!mech) { fprintf(stderr, "--mech is required\n"); return 2; }
+    size_t plen = strlen(pass);
+    secret = malloc(sizeof(sasl_secret_t) + plen);
+    secret->len = plen;
+    memcpy(secret->data, pass, plen);
+
+    sasl_callback_t with_creds[] = {
+        {SASL_CB_LOG, (int (*)(void))log_cb, NULL},
+        {SASL_CB_AUTHNAME, (int (*)(void))simple_cb, NULL},
+        {SASL_CB_USER, (int (*)(void))simple_cb, NULL},
+        {SASL_CB_PASS, (int (*)(void))secret_cb, NULL},
+        {SASL_CB_LIST_END, NULL, NULL}};
+    /* A callback entry with a NULL proc tells libsasl2 "ask me by prompt". */
+    sasl_callback_t by_prompt[] = {
+        {SASL_CB_LOG, (int (*)(void))log_cb, NULL},
+        {SASL_CB_AUTHNAME, NULL, NULL},
+        {SASL_CB_PASS, NULL, NULL},
+        {SASL_CB_LIST_END, NULL, NULL}};
+    sasl_callback_t *cbs = prompt ? by_prompt : with_creds;
+
+    int rc = sasl_client_init(cbs);
+    if (rc != SASL_OK) { printf("init rc=%d\n", rc); return 0; }
+    sasl_conn_t *conn;
+    rc = sasl_client_new("smtp", fqdn, NULL, remote, cbs, 0, &conn);
+    if (rc != SASL_OK) { printf("new rc=%d\n", rc); return 0; }
+    sasl_security_properties_t props = {0, 256, 0, 0, NULL, NULL};
+    sasl_setprop(conn, SASL_SEC_PROPS, &props);
+
+    sasl_interact_t *interact = NULL;
+    const char *out = NULL, *chosen = NULL;
+    unsigned outlen = 0;
+    int rounds = 0;
+    do {
+        rc = sasl_client_start(conn, mech, &interact, &out, &outlen, &chosen);
+        if (rc == SASL_INTERACT) {
+            printf("interact\n");
+            if (answer(interact, no_answer) < 0) { printf("bad prompt\n"); return 0; }
+        }
+    } while (rc == SASL_INTERACT && ++rounds < 3);
+    printf("start rc=%d mech=%s out=", rc, chosen ? chosen : "-");
+    if (out) hex(out, outlen);
+    printf("\n");
+    fflush(stdout);
+    for (int s = 0; s < nsteps && (rc == SASL_CONTINUE || rc == SASL_OK); s++) {
+        char buf[4096];
+        int n = unhex(steps[s], buf);
+        out = NULL; outlen = 0;
+        rc = sasl_client_step(conn, n > 0 ? buf : NULL, n > 0 ? (unsigned)n : 0, &interact, &out, &outlen);
+        printf("step rc=%d out=", rc);
+        if (out) hex(out, outlen);
+        printf("%s\n", out ? "" : "(null)");
+        fflush(stdout);
+    }
+    sasl_dispose(&conn);
+    sasl_client_done();
+    free(secret);
+    return 0;
+}
