@@ -261,7 +261,7 @@ mod tests {
             let _ = e.to_string();
         }
         assert!(ServerError::parse(b"not json").garbled);
-        let long = format!("{{\"status\":\"{}\"}}", "\u{7}x".repeat(500));
+        let long = format!("{{\"status\":\"{}\"}}", "\\u0007x".repeat(500));
         assert!(ServerError::parse(long.as_bytes()).status.unwrap().len() <= 120);
     }
 
