@@ -7,7 +7,12 @@ use std::path::PathBuf;
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     for (src, exe, libs, env) in [
-        ("c/saslclient.c", "saslclient", &["-lsasl2"][..], "SASLCLIENT_BIN"),
+        (
+            "c/saslclient.c",
+            "saslclient",
+            &["-lsasl2"][..],
+            "SASLCLIENT_BIN",
+        ),
         ("c/abi_probe.c", "abi_probe", &[][..], "ABI_PROBE_BIN"),
     ] {
         println!("cargo:rerun-if-changed={src}");

@@ -21,11 +21,14 @@ pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let profile = profile_dir();
-        let built = [profile.join("libsasl_xoauth2.so"), profile.join("deps/libsasl_xoauth2.so")]
-            .into_iter()
-            .filter(|p| p.exists())
-            .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-            .expect("libsasl_xoauth2.so not built: run `cargo build -p sasl-xoauth2-plugin`");
+        let built = [
+            profile.join("libsasl_xoauth2.so"),
+            profile.join("deps/libsasl_xoauth2.so"),
+        ]
+        .into_iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .expect("libsasl_xoauth2.so not built: run `cargo build -p sasl-xoauth2-plugin`");
         let dir = profile.join(format!("sasl-plugin-dir-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(&built, dir.join("libsasl-xoauth2.so")).unwrap();
@@ -54,7 +57,9 @@ impl ClientRun {
     /// when the client printed `(null)`.
     pub fn out(&self, prefix: &str, nth: usize) -> Option<Vec<u8>> {
         let line = self.lines(prefix).nth(nth)?;
-        let hex = line.split_whitespace().find_map(|w| w.strip_prefix("out="))?;
+        let hex = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("out="))?;
         if hex.ends_with("(null)") {
             return None;
         }
@@ -73,15 +78,26 @@ impl ClientRun {
 
     /// Log lines libsasl2 passed to the client's log callback.
     pub fn log(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("log[")).collect()
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("log["))
+            .collect()
     }
 
     /// Panics if any of `secrets` appears in anything the client printed
     /// other than the hex dumps of the exchanged bytes.
     pub fn assert_no_secret(&self, secrets: &[&str]) {
         for s in secrets {
-            assert!(!self.stderr.contains(s), "secret {s:?} in stderr:\n{}", self.stderr);
-            assert!(!self.stdout.contains(s), "secret {s:?} in stdout:\n{}", self.stdout);
+            assert!(
+                !self.stderr.contains(s),
+                "secret {s:?} in stderr:\n{}",
+                self.stderr
+            );
+            assert!(
+                !self.stdout.contains(s),
+                "secret {s:?} in stdout:\n{}",
+                self.stdout
+            );
         }
     }
 }

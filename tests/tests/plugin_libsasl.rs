@@ -22,7 +22,10 @@ impl Env {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let env = Env { dir };
-        env.write("sasl-xoauth2.conf", &format!(r#"{{"client_id":"cid","client_secret":"{CLIENT_SECRET}"}}"#));
+        env.write(
+            "sasl-xoauth2.conf",
+            &format!(r#"{{"client_id":"cid","client_secret":"{CLIENT_SECRET}"}}"#),
+        );
         env
     }
 
@@ -84,8 +87,14 @@ fn pluginviewer_lists_both_mechanisms_with_ssf_60() {
             .find(|b| b.contains(&format!("SASL mechanism: {mech},")))
             .unwrap_or_else(|| panic!("{mech} not listed:\n{text}"));
         assert!(block.contains("best SSF: 60"), "{block}");
-        assert!(block.contains("security flags: NO_ANONYMOUS|NO_PLAINTEXT|PASS_CREDENTIALS"), "{block}");
-        assert!(block.contains("features: WANT_CLIENT_FIRST|PROXY_AUTHENTICATION"), "{block}");
+        assert!(
+            block.contains("security flags: NO_ANONYMOUS|NO_PLAINTEXT|PASS_CREDENTIALS"),
+            "{block}"
+        );
+        assert!(
+            block.contains("features: WANT_CLIENT_FIRST|PROXY_AUTHENTICATION"),
+            "{block}"
+        );
     }
 }
 
@@ -93,9 +102,21 @@ fn pluginviewer_lists_both_mechanisms_with_ssf_60() {
 fn xoauth2_with_callbacks_sends_exact_bytes_and_completes() {
     let env = Env::new("xoauth2");
     let token = env.token("tok.json", &far_future(), "");
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "me@example.com", "--pass", token.to_str().unwrap(), "--step", ""]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "me@example.com",
+        "--pass",
+        token.to_str().unwrap(),
+        "--step",
+        "",
+    ]);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
-    assert_eq!(run.out("start", 0).unwrap(), xoauth2_bytes("me@example.com"));
+    assert_eq!(
+        run.out("start", 0).unwrap(),
+        xoauth2_bytes("me@example.com")
+    );
     assert_eq!(run.rc("step", 0), Some(SASL_OK), "{run:?}");
 }
 
@@ -104,8 +125,18 @@ fn oauthbearer_sends_gs2_header_host_and_port() {
     let env = Env::new("oauthbearer");
     let token = env.token("tok.json", &far_future(), "");
     let run = env.run(&[
-        "--mech", "OAUTHBEARER", "--user", "a,b=c@example.com", "--pass", token.to_str().unwrap(),
-        "--fqdn", "smtp.example.com", "--remote", "127.0.0.1;587", "--step", "",
+        "--mech",
+        "OAUTHBEARER",
+        "--user",
+        "a,b=c@example.com",
+        "--pass",
+        token.to_str().unwrap(),
+        "--fqdn",
+        "smtp.example.com",
+        "--remote",
+        "127.0.0.1;587",
+        "--step",
+        "",
     ]);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
     let want = format!("n,a=a=2Cb=3Dc@example.com,\x01host=smtp.example.com\x01port=587\x01auth=Bearer {ACCESS}\x01\x01");
@@ -117,8 +148,19 @@ fn oauthbearer_sends_gs2_header_host_and_port() {
 fn interaction_prompts_are_used_when_there_are_no_callbacks() {
     let env = Env::new("prompts");
     let token = env.token("tok.json", &far_future(), "");
-    let run = env.run(&["--prompt", "--mech", "XOAUTH2", "--user", "p@example.com", "--pass", token.to_str().unwrap()]);
-    assert!(run.stdout.lines().any(|l| l == SASL_INTERACT_LINE), "{run:?}");
+    let run = env.run(&[
+        "--prompt",
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "p@example.com",
+        "--pass",
+        token.to_str().unwrap(),
+    ]);
+    assert!(
+        run.stdout.lines().any(|l| l == SASL_INTERACT_LINE),
+        "{run:?}"
+    );
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
     assert_eq!(run.out("start", 0).unwrap(), xoauth2_bytes("p@example.com"));
 }
@@ -129,14 +171,24 @@ fn unanswered_prompts_fail_cleanly() {
     let run = env.run(&["--prompt", "--no-answer", "--mech", "XOAUTH2"]);
     let rc = run.rc("start", 0).unwrap();
     assert!(rc < 0, "{run:?}");
-    assert!(run.log().iter().any(|l| l.contains("gave no user name")), "{run:?}");
+    assert!(
+        run.log().iter().any(|l| l.contains("gave no user name")),
+        "{run:?}"
+    );
 }
 
 #[test]
 fn password_that_is_not_a_path_is_the_bearer_token() {
     let env = Env::new("bearer");
     std::fs::remove_file(env.config()).unwrap(); // no config needed for this
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "m@example.com", "--pass", ACCESS]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "m@example.com",
+        "--pass",
+        ACCESS,
+    ]);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
     assert_eq!(run.out("start", 0).unwrap(), xoauth2_bytes("m@example.com"));
 }
@@ -145,20 +197,50 @@ fn password_that_is_not_a_path_is_the_bearer_token() {
 fn user_field_in_token_file_overrides_sasl_user() {
     let env = Env::new("useroverride");
     let token = env.token("tok.json", &far_future(), r#","user":"real@example.com""#);
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "alias", "--pass", token.to_str().unwrap()]);
-    assert_eq!(run.out("start", 0).unwrap(), xoauth2_bytes("real@example.com"));
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "alias",
+        "--pass",
+        token.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        run.out("start", 0).unwrap(),
+        xoauth2_bytes("real@example.com")
+    );
 }
 
 #[test]
 fn gmail_401_challenge_gets_empty_answer_then_fails() {
     let env = Env::new("401");
     let token = env.token("tok.json", &far_future(), "");
-    let challenge = hex(br#"{"status":"401","schemes":"Bearer","scope":"https://mail.google.com/"}"#);
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", token.to_str().unwrap(), "--step", &challenge, "--step", ""]);
+    let challenge =
+        hex(br#"{"status":"401","schemes":"Bearer","scope":"https://mail.google.com/"}"#);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        token.to_str().unwrap(),
+        "--step",
+        &challenge,
+        "--step",
+        "",
+    ]);
     assert_eq!(run.rc("step", 0), Some(SASL_CONTINUE), "{run:?}");
     assert_eq!(run.out("step", 0).unwrap(), b"");
-    assert!(run.rc("step", 1).unwrap() < 0, "a further step fails: {run:?}");
-    assert!(run.log().iter().any(|l| l.contains("server rejected the token (status 401")), "{run:?}");
+    assert!(
+        run.rc("step", 1).unwrap() < 0,
+        "a further step fails: {run:?}"
+    );
+    assert!(
+        run.log()
+            .iter()
+            .any(|l| l.contains("server rejected the token (status 401")),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -166,7 +248,16 @@ fn oauthbearer_error_challenge_gets_0x01() {
     let env = Env::new("bearer401");
     let token = env.token("tok.json", &far_future(), "");
     let challenge = hex(br#"{"status":"invalid_token","scope":"x"}"#);
-    let run = env.run(&["--mech", "OAUTHBEARER", "--user", "u", "--pass", token.to_str().unwrap(), "--step", &challenge]);
+    let run = env.run(&[
+        "--mech",
+        "OAUTHBEARER",
+        "--user",
+        "u",
+        "--pass",
+        token.to_str().unwrap(),
+        "--step",
+        &challenge,
+    ]);
     assert_eq!(run.rc("step", 0), Some(SASL_CONTINUE), "{run:?}");
     assert_eq!(run.out("step", 0).unwrap(), b"\x01");
 }
@@ -175,15 +266,34 @@ fn oauthbearer_error_challenge_gets_0x01() {
 fn garbage_challenge_is_handled_like_an_error() {
     let env = Env::new("garbage");
     let token = env.token("tok.json", &far_future(), "");
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", token.to_str().unwrap(), "--step", "fffe00017b7b"]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        token.to_str().unwrap(),
+        "--step",
+        "fffe00017b7b",
+    ]);
     assert_eq!(run.rc("step", 0), Some(SASL_CONTINUE), "{run:?}");
     assert_eq!(run.out("step", 0).unwrap(), b"");
-    assert!(run.log().iter().any(|l| l.contains("unreadable challenge")), "{run:?}");
+    assert!(
+        run.log().iter().any(|l| l.contains("unreadable challenge")),
+        "{run:?}"
+    );
 }
 
 /// Start an exchange that must fail; return the log.
 fn failing(env: &Env, pass: &Path) -> Vec<String> {
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", pass.to_str().unwrap()]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        pass.to_str().unwrap(),
+    ]);
     let rc = run.rc("start", 0).unwrap();
     assert!(rc < 0, "expected failure: {run:?}");
     let log: Vec<String> = run.log().into_iter().map(String::from).collect();
@@ -203,29 +313,64 @@ fn bad_token_files_fail_with_file_and_field_named() {
     let env = Env::new("badtokens");
     let p = |n: &str| env.path(n).display().to_string();
 
-    assert_logged(&failing(&env, &env.path("missing.json")), &[&p("missing.json"), "does not exist", "get-token"]);
+    assert_logged(
+        &failing(&env, &env.path("missing.json")),
+        &[&p("missing.json"), "does not exist", "get-token"],
+    );
     let broken = env.write("broken.json", r#"{"refresh_token": "#);
-    assert_logged(&failing(&env, &broken), &[&p("broken.json"), "not valid JSON"]);
+    assert_logged(
+        &failing(&env, &broken),
+        &[&p("broken.json"), "not valid JSON"],
+    );
     let huge = env.write("huge.json", &" ".repeat(100_000));
     assert_logged(&failing(&env, &huge), &[&p("huge.json"), "too large"]);
     let real = env.token("real.json", &far_future(), "");
     std::os::unix::fs::symlink(&real, env.path("link.json")).unwrap();
-    assert_logged(&failing(&env, &env.path("link.json")), &[&p("link.json"), "symbolic link"]);
+    assert_logged(
+        &failing(&env, &env.path("link.json")),
+        &[&p("link.json"), "symbolic link"],
+    );
     std::fs::create_dir(env.path("dir.json")).unwrap();
-    assert_logged(&failing(&env, &env.path("dir.json")), &[&p("dir.json"), "a directory"]);
-    let norefresh = env.write("norefresh.json", &format!(r#"{{"access_token":"{ACCESS}","expiry":"9999999999"}}"#));
-    assert_logged(&failing(&env, &norefresh), &[&p("norefresh.json"), "field refresh_token missing", "get-token"]);
+    assert_logged(
+        &failing(&env, &env.path("dir.json")),
+        &[&p("dir.json"), "a directory"],
+    );
+    let norefresh = env.write(
+        "norefresh.json",
+        &format!(r#"{{"access_token":"{ACCESS}","expiry":"9999999999"}}"#),
+    );
+    assert_logged(
+        &failing(&env, &norefresh),
+        &[
+            &p("norefresh.json"),
+            "field refresh_token missing",
+            "get-token",
+        ],
+    );
     let nonnum = env.token("nonnum.json", "\"soon\"", "");
-    assert_logged(&failing(&env, &nonnum), &[&p("nonnum.json"), "field expiry"]);
+    assert_logged(
+        &failing(&env, &nonnum),
+        &[&p("nonnum.json"), "field expiry"],
+    );
     let negative = env.token("negative.json", "\"-5\"", "");
-    assert_logged(&failing(&env, &negative), &[&p("negative.json"), "field expiry"]);
+    assert_logged(
+        &failing(&env, &negative),
+        &[&p("negative.json"), "field expiry"],
+    );
 }
 
 #[test]
 fn expiry_past_2038_is_fine() {
     let env = Env::new("y2038");
     let token = env.token("tok.json", "9999999999", "");
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", token.to_str().unwrap()]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        token.to_str().unwrap(),
+    ]);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
 }
 
@@ -235,8 +380,14 @@ fn missing_or_broken_config_is_reported_at_login() {
     let token = env.token("tok.json", &far_future(), "");
     std::fs::remove_file(env.config()).unwrap();
     let cfg = env.config().display().to_string();
-    assert_logged(&failing(&env, &token), &[&cfg, "does not exist", "SASL_XOAUTH2_CONFIG"]);
-    env.write("sasl-xoauth2.conf", r#"{"client_id": "x", "client_secret": "#);
+    assert_logged(
+        &failing(&env, &token),
+        &[&cfg, "does not exist", "SASL_XOAUTH2_CONFIG"],
+    );
+    env.write(
+        "sasl-xoauth2.conf",
+        r#"{"client_id": "x", "client_secret": "#,
+    );
     assert_logged(&failing(&env, &token), &[&cfg, "not valid JSON"]);
     env.write("sasl-xoauth2.conf", r#"{"refresh_window": "ten"}"#);
     assert_logged(&failing(&env, &token), &[&cfg, "field refresh_window"]);
@@ -246,23 +397,63 @@ fn missing_or_broken_config_is_reported_at_login() {
 fn log_modes_follow_the_config() {
     let env = Env::new("logmodes");
     let missing = env.path("missing.json");
-    let conf = |extra: &str| env.write("sasl-xoauth2.conf", &format!(r#"{{"client_id":"c","client_secret":"{CLIENT_SECRET}"{extra}}}"#));
+    let conf = |extra: &str| {
+        env.write(
+            "sasl-xoauth2.conf",
+            &format!(r#"{{"client_id":"c","client_secret":"{CLIENT_SECRET}"{extra}}}"#),
+        )
+    };
 
     conf(r#","log_to_syslog_on_failure":"no""#);
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", missing.to_str().unwrap()]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        missing.to_str().unwrap(),
+    ]);
     assert!(run.rc("start", 0).unwrap() < 0);
-    assert!(run.log().iter().all(|l| !l.contains("sasl-xoauth2")), "{run:?}");
+    assert!(
+        run.log().iter().all(|l| !l.contains("sasl-xoauth2")),
+        "{run:?}"
+    );
 
     let token = env.token("tok.json", &far_future(), "");
     conf(r#","always_log_to_syslog":"yes""#);
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", token.to_str().unwrap()]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        token.to_str().unwrap(),
+    ]);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE));
-    assert!(run.log().iter().any(|l| l.contains("sending access token sha256:")), "{run:?}");
+    assert!(
+        run.log()
+            .iter()
+            .any(|l| l.contains("sending access token sha256:")),
+        "{run:?}"
+    );
 
     conf(r#","log_full_trace_on_failure":"yes""#);
     let challenge = hex(br#"{"status":"401"}"#);
-    let run = env.run(&["--mech", "XOAUTH2", "--user", "u", "--pass", token.to_str().unwrap(), "--step", &challenge]);
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        token.to_str().unwrap(),
+        "--step",
+        &challenge,
+    ]);
     let log = run.log();
-    assert!(log.iter().any(|l| l.contains("sending access token sha256:")), "{run:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("sending access token sha256:")),
+        "{run:?}"
+    );
     assert!(log.iter().any(|l| l.contains("status 401")), "{run:?}");
 }
