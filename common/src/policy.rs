@@ -31,16 +31,16 @@ pub fn freshness(
     }
 }
 
-/// Minimum seconds between two forced refreshes of one token file after the
-/// server rejected its access token, so a misbehaving server cannot make us
-/// hammer the provider.
-pub const FORCED_REFRESH_INTERVAL: i64 = 60;
+/// Minimum seconds between two background refreshes of one token file
+/// started by one process (prefetch, or forced after the server rejected
+/// the access token), so neither can make us hammer the provider.
+pub const BACKGROUND_REFRESH_INTERVAL: i64 = 60;
 
-/// Whether a forced refresh may start now, given when the last one started.
-pub fn forced_refresh_allowed(last_started: Option<i64>, now: i64) -> bool {
+/// Whether a background refresh may start now, given when the last one started.
+pub fn background_refresh_allowed(last_started: Option<i64>, now: i64) -> bool {
     match last_started {
         None => true,
-        Some(t) => now < t || now - t >= FORCED_REFRESH_INTERVAL,
+        Some(t) => now < t || now - t >= BACKGROUND_REFRESH_INTERVAL,
     }
 }
 
@@ -70,10 +70,10 @@ mod tests {
     }
 
     #[test]
-    fn forced_refresh_rate_limit() {
-        assert!(forced_refresh_allowed(None, 100));
-        assert!(!forced_refresh_allowed(Some(100), 159));
-        assert!(forced_refresh_allowed(Some(100), 160));
-        assert!(forced_refresh_allowed(Some(200), 100)); // clock went back
+    fn background_refresh_rate_limit() {
+        assert!(background_refresh_allowed(None, 100));
+        assert!(!background_refresh_allowed(Some(100), 159));
+        assert!(background_refresh_allowed(Some(100), 160));
+        assert!(background_refresh_allowed(Some(200), 100)); // clock went back
     }
 }

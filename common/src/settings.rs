@@ -21,6 +21,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Just the effective `refresh_window`, without building the rest
+    /// (the plugin needs only this, on every authentication).
+    pub fn refresh_window(config: &Config, token: &TokenFile) -> i64 {
+        token
+            .overrides
+            .refresh_window
+            .or(config.refresh_window)
+            .unwrap_or(DEFAULT_REFRESH_WINDOW)
+    }
+
     pub fn resolve(config: &Config, token: &TokenFile) -> Settings {
         let o = &token.overrides;
         fn pick<T: Clone>(over: &Option<T>, base: &Option<T>) -> Option<T> {

@@ -11,6 +11,7 @@
 //! `ffi` (all `unsafe`: the C ABI and process spawning).
 
 pub mod ffi;
+pub mod helper;
 pub mod log;
 pub mod mech;
 pub mod session;

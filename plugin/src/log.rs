@@ -75,9 +75,13 @@ impl Trace {
         }
     }
 
-    /// Record a step.
-    pub fn note(&mut self, sink: &mut dyn Sink, msg: &str) {
-        let line = redact(msg, &self.secrets);
+    /// Record a step. The message is only built when some mode can show it
+    /// (this is on every authentication's path).
+    pub fn note(&mut self, sink: &mut dyn Sink, msg: impl FnOnce() -> String) {
+        if !(self.mode.always || self.mode.full_trace) {
+            return;
+        }
+        let line = redact(&msg(), &self.secrets);
         if self.mode.always {
             sink.emit(Level::Note, &line);
         }
@@ -140,8 +144,8 @@ mod tests {
         let mut sink = Vec_::default();
         let mut t = Trace::new(mode);
         t.protect(&Secret::new("tok-SECRET"));
-        t.note(&mut sink, "step one with tok-SECRET inside");
-        t.note(&mut sink, "step two");
+        t.note(&mut sink, || "step one with tok-SECRET inside".into());
+        t.note(&mut sink, || "step two".into());
         t.fail(&mut sink, "failed");
         sink.0
     }

@@ -27,8 +27,8 @@ pub struct Global {
     pub refresher: Option<Box<dyn Refresher>>,
     /// Why there is no refresher, for the log.
     pub refresher_missing: Option<String>,
-    /// Last forced refresh per token file (unix seconds), for rate limiting.
-    forced: Mutex<HashMap<PathBuf, i64>>,
+    /// Last background refresh per token file (unix seconds), for rate limiting.
+    last_background: Mutex<HashMap<PathBuf, i64>>,
 }
 
 impl std::fmt::Debug for Global {
@@ -53,7 +53,7 @@ impl Global {
             config,
             refresher,
             refresher_missing,
-            forced: Mutex::new(HashMap::new()),
+            last_background: Mutex::new(HashMap::new()),
         }
     }
 
@@ -150,14 +150,13 @@ impl Session {
                         .into(),
                 ));
             }
-            self.trace.note(
-                sink,
-                &format!(
+            self.trace.note(sink, || {
+                format!(
                     "{name}: user {}: using the password as bearer token {}",
                     creds.user,
                     creds.password.fingerprint()
-                ),
-            );
+                )
+            });
             return Ok(self
                 .mech
                 .initial_response(&creds.user, &creds.password, &self.server));
@@ -171,51 +170,30 @@ impl Session {
             .map_err(|e| (Failure::Setup, e.to_string()))?;
         let mut token = TokenFile::load(&path).map_err(|e| (Failure::Setup, e.to_string()))?;
         self.protect_token(&token);
-        let settings = Settings::resolve(config, &token);
         let state = |t: &TokenFile| {
             policy::freshness(
                 t.access_token.is_some(),
                 t.expiry,
                 now,
-                settings.refresh_window,
+                Settings::refresh_window(config, t),
                 config.prefetch_window(),
             )
         };
         let fresh = state(&token);
-        self.trace.note(
-            sink,
-            &format!(
-                "{name}: token file {}: expiry {} ({:?})",
+        self.trace.note(sink, || {
+            format!(
+                "{name}: token file {}: expiry {} ({fresh:?})",
                 path.display(),
-                token.expiry,
-                fresh
-            ),
-        );
+                token.expiry
+            )
+        });
         match fresh {
             Freshness::Fresh => {}
-            Freshness::Prefetch => match &global.refresher {
-                Some(r) => match r.refresh_in_background(&path, false) {
-                    Ok(()) => self.trace.note(
-                        sink,
-                        &format!("{name}: token near expiry; background refresh started"),
-                    ),
-                    Err(e) => self.trace.warn(
-                        sink,
-                        &format!(
-                            "{name}: token file {}: background refresh not started: {e}",
-                            path.display()
-                        ),
-                    ),
-                },
-                None => self.trace.warn(
-                    sink,
-                    &format!(
-                        "{name}: token file {}: near expiry and {}",
-                        path.display(),
-                        self.no_refresher()
-                    ),
-                ),
-            },
+            Freshness::Prefetch => {
+                let started = self.background_refresh(&path, false, now);
+                self.trace
+                    .note(sink, || format!("{name}: token near expiry{started}"));
+            }
             Freshness::Expired => {
                 let Some(r) = &global.refresher else {
                     return Err((
@@ -228,14 +206,15 @@ impl Session {
                     ));
                 };
                 self.trace
-                    .note(sink, &format!("{name}: token expired; refreshing"));
+                    .note(sink, || format!("{name}: token expired; refreshing"));
                 let status = r.refresh_now(&path, false).map_err(|e| {
                     (
                         Failure::Temporary,
                         format!("token file {}: refresh failed: {e}", path.display()),
                     )
                 })?;
-                self.trace.note(sink, &format!("{name}: helper: {status}"));
+                self.trace
+                    .note(sink, || format!("{name}: helper: {status}"));
                 token = TokenFile::load(&path).map_err(|e| (Failure::Setup, e.to_string()))?;
                 self.protect_token(&token);
                 if state(&token) == Freshness::Expired {
@@ -254,13 +233,12 @@ impl Session {
             .as_ref()
             .expect("a non-expired token has an access token");
         let user = token.user.as_deref().unwrap_or(&creds.user);
-        self.trace.note(
-            sink,
-            &format!(
+        self.trace.note(sink, || {
+            format!(
                 "{name}: user {user}: sending access token {}",
                 access.fingerprint()
-            ),
-        );
+            )
+        });
         Ok(self.mech.initial_response(user, access, &self.server))
     }
 
@@ -299,7 +277,7 @@ impl Session {
                 self.state = State::Rejected;
                 let mut msg = format!("{name}: {e}");
                 if let Some(path) = self.token_path.clone().filter(|_| e.token_rejected()) {
-                    msg.push_str(&self.force_refresh(&path, now));
+                    msg.push_str(&self.background_refresh(&path, true, now));
                 }
                 self.trace.fail(sink, &msg);
                 Outcome::Send(Zeroizing::new(self.mech.error_ack().to_vec()))
@@ -314,22 +292,30 @@ impl Session {
         }
     }
 
-    /// After a 401: refresh in the background (at most once a minute per
-    /// file) so the next delivery attempt has a new token.
-    fn force_refresh(&self, path: &Path, now: i64) -> String {
+    /// Start a background refresh, at most once a minute per token file (per
+    /// process), so that neither a token in its prefetch window nor a server
+    /// rejecting tokens makes us hammer the provider. Returns a note for the log.
+    fn background_refresh(&self, path: &Path, force: bool, now: i64) -> String {
         let Some(r) = &self.global.refresher else {
             return format!("; {}", self.no_refresher());
         };
         {
-            let mut forced = self.global.forced.lock().unwrap_or_else(|p| p.into_inner());
-            if !policy::forced_refresh_allowed(forced.get(path).copied(), now) {
-                return "; a forced refresh ran less than a minute ago".into();
+            let mut last = self
+                .global
+                .last_background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !policy::background_refresh_allowed(last.get(path).copied(), now) {
+                return "; a background refresh started less than a minute ago".into();
             }
-            forced.insert(path.to_path_buf(), now);
+            last.insert(path.to_path_buf(), now);
         }
-        match r.refresh_in_background(path, true) {
-            Ok(()) => "; forced refresh started, the next attempt will use a new token".into(),
-            Err(e) => format!("; forced refresh not started: {e}"),
+        match r.refresh_in_background(path, force) {
+            Ok(()) if force => {
+                "; forced refresh started, the next attempt will use a new token".into()
+            }
+            Ok(()) => "; background refresh started".into(),
+            Err(e) => format!("; background refresh not started: {e}"),
         }
     }
 }

@@ -8,9 +8,16 @@
  * "log[LEVEL] MESSAGE". With --prompt no user/password callbacks are
  * registered, so the mechanism must ask through interaction prompts,
  * which are answered from --user/--pass (or left empty with --no-answer).
+ * --ignore-sigchld sets SIGCHLD to SIG_IGN first, as some hosts do. At the
+ * end it prints "fds N" (open descriptors) and "children N" (processes,
+ * zombies included, whose parent is this one), so tests can spot leaks.
  */
 #include <sasl/sasl.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +42,39 @@ static int secret_cb(sasl_conn_t *conn, void *ctx, int id, sasl_secret_t **psecr
     (void)conn; (void)ctx; (void)id;
     *psecret = secret;
     return SASL_OK;
+}
+
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory stream itself */
+}
+
+static int count_children(void) {
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) {
+        char path[64], buf[512];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        char *close_paren = strrchr(buf, ')');
+        int ppid;
+        char state;
+        if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 && ppid == getpid()) n++;
+    }
+    closedir(d);
+    return n;
 }
 
 static void hex(const char *p, unsigned n) {
@@ -77,6 +117,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--step") && i + 1 < argc && nsteps < 16) steps[nsteps++] = argv[++i];
         else if (!strcmp(argv[i], "--prompt")) prompt = 1;
         else if (!strcmp(argv[i], "--no-answer")) no_answer = 1;
+        else if (!strcmp(argv[i], "--ignore-sigchld")) signal(SIGCHLD, SIG_IGN);
         else { fprintf(stderr, "usage error at %s\n", argv[i]); return 2; }
     }
     if (!mech) { fprintf(stderr, "--mech is required\n"); return 2; }
@@ -135,5 +176,6 @@ int main(int argc, char **argv) {
     sasl_dispose(&conn);
     sasl_client_done();
     free(secret);
+    printf("fds %d\nchildren %d\n", count_fds(), count_children());
     return 0;
 }

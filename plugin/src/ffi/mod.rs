@@ -8,6 +8,7 @@
 
 mod entry;
 mod glue;
+pub mod spawn;
 pub mod types;
 
 pub use entry::sasl_client_plug_init;
@@ -25,8 +26,21 @@ fn secure_execution() -> bool {
 /// Everything `sasl_client_plug_init` loads. Reads files only; never fails.
 pub(crate) fn load_global() -> Global {
     let path = crate::config_path(secure_execution(), std::env::var_os(common::CONFIG_ENV));
-    let config = Config::load(&path);
-    let refresher: Result<Box<dyn Refresher>, String> =
-        Err("this build has no refresh helper support".into());
+    let bytes = common::fsread::read_capped(
+        &path,
+        common::error::FileKind::Config,
+        common::MAX_FILE_SIZE,
+    )
+    .map(zeroize::Zeroizing::new);
+    let config = bytes
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|b| Config::parse(b, &path));
+    let refresher: Result<Box<dyn Refresher>, String> = match (&config, &bytes) {
+        (Ok(c), Ok(b)) => {
+            crate::helper::Helper::load(c, b).map(|h| Box::new(h) as Box<dyn Refresher>)
+        }
+        _ => Err("the config could not be loaded".into()),
+    };
     Global::new(config, refresher)
 }

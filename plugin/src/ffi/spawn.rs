@@ -1,0 +1,604 @@
+//! Running the refresh helper: fork + exec with pipes, a deadline, and no
+//! zombies. Raw syscalls only.
+//!
+//! The child side between `fork` and `exec` uses only async-signal-safe
+//! system calls on memory prepared before the fork (the host may be
+//! multi-threaded). The helper is exec'd through a descriptor opened while
+//! libsasl2 initialised the plugin, so it can be started after Postfix has
+//! chrooted; without one it falls back to the path.
+//!
+//! `wait_child` is written without allocation so that the detached-refresh
+//! supervisor (a forked copy of the host) can run it too.
+
+use std::ffi::{c_char, CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// The helper executable: an `O_PATH` descriptor when it could be opened,
+/// and its path.
+#[derive(Debug)]
+pub struct Exec {
+    fd: Option<OwnedFd>,
+    path: CString,
+}
+
+impl Exec {
+    /// Open `path` with `O_PATH | O_CLOEXEC`. A failure is not fatal here
+    /// (exec by path is tried later); the error is returned for the log.
+    pub fn open(path: &Path) -> (Exec, Option<io::Error>) {
+        use std::os::unix::ffi::OsStrExt;
+        let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+        // SAFETY: cpath is a valid NUL-terminated string; open has no other
+        // preconditions.
+        let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            return (
+                Exec {
+                    fd: None,
+                    path: cpath,
+                },
+                Some(err),
+            );
+        }
+        // SAFETY: fd was just returned by open and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        (
+            Exec {
+                fd: Some(fd),
+                path: cpath,
+            },
+            None,
+        )
+    }
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    Exited(i32),
+    Signaled(i32),
+    /// We killed it at the deadline.
+    TimedOut,
+    /// Reaped by someone else (the host ignores SIGCHLD): status unknown.
+    Unknown,
+}
+
+/// The child's end and the first bytes of its output.
+#[derive(Debug)]
+pub struct Finished {
+    pub how: Termination,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Bytes of each output stream kept; the rest is read and dropped.
+const CAPTURE: usize = 4096;
+
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+fn pipe() -> io::Result<Pipe> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok(Pipe { read, write })
+}
+
+/// argv and envp as C arrays, built before fork.
+struct Argv {
+    _args: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl Argv {
+    fn new(args: &[CString]) -> Argv {
+        let args = args.to_vec();
+        let mut ptrs: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Argv { _args: args, ptrs }
+    }
+}
+
+/// A running helper. Raw descriptors, closed by `wait_child`, which must
+/// stay free of allocation and drop glue (see module docs).
+struct Child {
+    pid: libc::pid_t,
+    pidfd: RawFd,
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+}
+
+/// Fork and exec the helper with stdin/stdout/stderr on fresh pipes, every
+/// other descriptor closed and an empty environment.
+fn start(exec: &Exec, args: &[CString]) -> io::Result<Child> {
+    let (stdin, stdout, stderr) = (pipe()?, pipe()?, pipe()?);
+    let argv = Argv::new(args);
+    let envp: [*const c_char; 1] = [std::ptr::null()];
+    let exe_fd = exec.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    // SAFETY: fork has no preconditions; the child branch below only makes
+    // async-signal-safe system calls on memory prepared before the fork,
+    // and ends in exec or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: freshly forked child; see `child_exec`.
+        unsafe {
+            child_exec(
+                [
+                    stdin.read.as_raw_fd(),
+                    stdout.write.as_raw_fd(),
+                    stderr.write.as_raw_fd(),
+                ],
+                exe_fd,
+                &exec.path,
+                argv.ptrs.as_ptr(),
+                envp.as_ptr(),
+            )
+        }
+    }
+    Ok(Child {
+        pid,
+        pidfd: pidfd_open(pid),
+        stdin: stdin.write.into_raw_fd(),
+        stdout: stdout.read.into_raw_fd(),
+        stderr: stderr.read.into_raw_fd(),
+    })
+}
+
+/// In the forked child: wire up the standard streams, close everything
+/// else, exec. Never returns.
+///
+/// # Safety
+/// Must only be called in a freshly forked child. All pointers stay valid
+/// (they point into the parent's memory, copied by fork).
+unsafe fn child_exec(
+    std_fds: [RawFd; 3],
+    exe_fd: RawFd,
+    path: &CStr,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> ! {
+    // SAFETY: only async-signal-safe syscalls follow (dup2, fcntl,
+    // close_range, sigprocmask, execveat/execve, _exit), all on descriptors
+    // and memory valid in this child.
+    unsafe {
+        // Put the exe descriptor out of the way of 0..2 first.
+        let exe = if exe_fd >= 0 {
+            libc::fcntl(exe_fd, libc::F_DUPFD_CLOEXEC, 10)
+        } else {
+            -1
+        };
+        for (target, fd) in std_fds.iter().enumerate() {
+            if libc::dup2(*fd, target as RawFd) < 0 {
+                libc::_exit(126);
+            }
+        }
+        let keep_from = if exe >= 0 {
+            if libc::dup2(exe, 3) < 0 {
+                libc::_exit(126);
+            }
+            libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+            4
+        } else {
+            3
+        };
+        libc::syscall(
+            libc::SYS_close_range,
+            keep_from as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        );
+        // The host's blocked signals are inherited across exec; undo that.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        if exe >= 0 {
+            libc::syscall(
+                libc::SYS_execveat,
+                3,
+                c"".as_ptr(),
+                argv,
+                envp,
+                libc::AT_EMPTY_PATH,
+            );
+        }
+        libc::execve(path.as_ptr(), argv, envp);
+        libc::_exit(127)
+    }
+}
+
+fn pidfd_open(pid: libc::pid_t) -> RawFd {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // (or -1, which callers treat as "no pidfd").
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::O_CLOEXEC) };
+    fd as RawFd
+}
+
+fn monotonic_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
+/// Output captured into fixed buffers (no allocation: see module docs).
+struct Capture {
+    out: [u8; CAPTURE],
+    out_len: usize,
+    err: [u8; CAPTURE],
+    err_len: usize,
+}
+
+/// Feed `input` to the child's stdin, drain stdout/stderr, reap it, and
+/// close its descriptors; kill it at `timeout`. Async-signal-safe: only
+/// system calls, no allocation.
+fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture) -> Termination {
+    let deadline = monotonic_ms() + timeout.as_millis() as i64;
+    let mut written = 0usize;
+    let mut fds = [
+        libc::pollfd {
+            fd: child.stdin,
+            events: libc::POLLOUT,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: child.stdout,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: child.stderr,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: child.pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    if input.is_empty() {
+        close(&mut fds[0].fd);
+    }
+    let how = loop {
+        let left = deadline - monotonic_ms();
+        if left <= 0 {
+            // SAFETY: pid is our unreaped child, so it cannot have been reused.
+            unsafe { libc::kill(child.pid, libc::SIGKILL) };
+            reap(child.pid, true);
+            break Termination::TimedOut;
+        }
+        // Without a pidfd, wake up now and then to check on the child.
+        let wait = if fds[3].fd < 0 { left.min(50) } else { left };
+        // SAFETY: fds is a valid array of pollfd; negative fds are ignored.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                wait as libc::c_int,
+            )
+        };
+        if n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // SAFETY: as above.
+            unsafe { libc::kill(child.pid, libc::SIGKILL) };
+            reap(child.pid, true);
+            break Termination::Unknown;
+        }
+        if fds[0].fd >= 0 && fds[0].revents != 0 {
+            let rest = &input[written..];
+            // SAFETY: writing from a valid slice to our pipe end.
+            let w = unsafe { libc::write(fds[0].fd, rest.as_ptr().cast(), rest.len()) };
+            if w > 0 {
+                written += w as usize;
+            }
+            if written == input.len()
+                || (w < 0 && fds[0].revents & (libc::POLLERR | libc::POLLHUP) != 0)
+            {
+                close(&mut fds[0].fd); // EOF for the child: its input is complete
+            }
+        }
+        if fds[1].fd >= 0 && fds[1].revents != 0 {
+            read_some(&mut fds[1].fd, &mut cap.out, &mut cap.out_len);
+        }
+        if fds[2].fd >= 0 && fds[2].revents != 0 {
+            read_some(&mut fds[2].fd, &mut cap.err, &mut cap.err_len);
+        }
+        let pidfd_ready = fds[3].fd >= 0 && fds[3].revents != 0;
+        let outputs_closed = fds[1].fd < 0 && fds[2].fd < 0;
+        if pidfd_ready || fds[3].fd < 0 || outputs_closed {
+            if let Some(t) = reap(child.pid, false) {
+                break t;
+            }
+        }
+    };
+    // What the child wrote just before it ended is still in the pipes.
+    while fds[1].fd >= 0 && readable(fds[1].fd) {
+        read_some(&mut fds[1].fd, &mut cap.out, &mut cap.out_len);
+    }
+    while fds[2].fd >= 0 && readable(fds[2].fd) {
+        read_some(&mut fds[2].fd, &mut cap.err, &mut cap.err_len);
+    }
+    for p in &mut fds {
+        close(&mut p.fd);
+    }
+    how
+}
+
+fn close(fd: &mut RawFd) {
+    if *fd >= 0 {
+        // SAFETY: closing a descriptor we own, once (then marked -1).
+        unsafe { libc::close(*fd) };
+        *fd = -1;
+    }
+}
+
+fn readable(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: a single valid pollfd, zero timeout.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
+/// One read into the capture buffer (or a scratch buffer once it is full);
+/// closes `fd` at EOF or error.
+fn read_some(fd: &mut RawFd, buf: &mut [u8; CAPTURE], len: &mut usize) {
+    let mut scratch = [0u8; 512];
+    let dst: &mut [u8] = if *len < CAPTURE {
+        &mut buf[*len..]
+    } else {
+        &mut scratch
+    };
+    // SAFETY: reading into a valid buffer of dst.len() bytes.
+    let r = unsafe { libc::read(*fd, dst.as_mut_ptr().cast(), dst.len()) };
+    if r > 0 {
+        if *len < CAPTURE {
+            *len += r as usize;
+        }
+    } else if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        close(fd);
+    }
+}
+
+/// Reap `pid`: `Some` once it has ended. `block` waits for it.
+fn reap(pid: libc::pid_t, block: bool) -> Option<Termination> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid int for waitpid to fill.
+        let r = unsafe { libc::waitpid(pid, &mut status, if block { 0 } else { libc::WNOHANG }) };
+        if r == pid {
+            return Some(if libc::WIFEXITED(status) {
+                Termination::Exited(libc::WEXITSTATUS(status))
+            } else if libc::WIFSIGNALED(status) {
+                Termination::Signaled(libc::WTERMSIG(status))
+            } else {
+                continue; // stopped/continued: keep waiting
+            });
+        }
+        if r == 0 {
+            return None;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // Host ignores SIGCHLD: the kernel reaped it already.
+            _ => return Some(Termination::Unknown),
+        }
+    }
+}
+
+/// Run the helper and wait for it, at most `timeout`.
+pub fn run(exec: &Exec, args: &[CString], input: &[u8], timeout: Duration) -> io::Result<Finished> {
+    let _sigpipe = BlockSigpipe::new();
+    let child = start(exec, args)?;
+    let mut cap = Capture {
+        out: [0; CAPTURE],
+        out_len: 0,
+        err: [0; CAPTURE],
+        err_len: 0,
+    };
+    let how = wait_child(&child, input, timeout, &mut cap); // closes child's fds
+    Ok(Finished {
+        how,
+        stdout: cap.out[..cap.out_len].to_vec(),
+        stderr: cap.err[..cap.err_len].to_vec(),
+    })
+}
+
+/// Start the helper so that it runs on after we return.
+///
+/// Double fork: our child forks a supervisor and exits at once (we reap it
+/// here); the supervisor, now an orphan in its own session, forks the
+/// helper, feeds its input, drains its output and reaps it. So the helper
+/// never becomes our zombie and never writes into a closed pipe.
+pub fn run_detached(
+    exec: &Exec,
+    args: &[CString],
+    input: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    let (stdin, stdout, stderr) = (pipe()?, pipe()?, pipe()?);
+    let argv = Argv::new(args);
+    let envp: [*const c_char; 1] = [std::ptr::null()];
+    let exe_fd = exec.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let helper_ends = [
+        stdin.read.as_raw_fd(),
+        stdout.write.as_raw_fd(),
+        stderr.write.as_raw_fd(),
+    ];
+    let our_ends = [
+        stdin.write.as_raw_fd(),
+        stdout.read.as_raw_fd(),
+        stderr.read.as_raw_fd(),
+    ];
+    // SAFETY: fork has no preconditions. Both children below make only
+    // async-signal-safe system calls on memory prepared before this fork
+    // (`wait_child` does not allocate) and end in exec or _exit.
+    let first = unsafe { libc::fork() };
+    if first < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if first == 0 {
+        // SAFETY: see above.
+        unsafe {
+            libc::setsid();
+            if libc::fork() != 0 {
+                libc::_exit(0); // the intermediate child: gone at once
+            }
+            // The supervisor holds nothing of the host's (sockets, files)
+            // but the pipes and the helper's descriptor.
+            let mut keep = [
+                helper_ends[0],
+                helper_ends[1],
+                helper_ends[2],
+                our_ends[0],
+                our_ends[1],
+                our_ends[2],
+                exe_fd,
+            ];
+            close_all_except(&mut keep);
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            let pid = libc::fork();
+            if pid == 0 {
+                child_exec(
+                    helper_ends,
+                    exe_fd,
+                    &exec.path,
+                    argv.ptrs.as_ptr(),
+                    envp.as_ptr(),
+                );
+            }
+            for fd in helper_ends {
+                libc::close(fd);
+            }
+            if pid > 0 {
+                let child = Child {
+                    pid,
+                    pidfd: pidfd_open(pid),
+                    stdin: our_ends[0],
+                    stdout: our_ends[1],
+                    stderr: our_ends[2],
+                };
+                let mut cap = Capture {
+                    out: [0; CAPTURE],
+                    out_len: 0,
+                    err: [0; CAPTURE],
+                    err_len: 0,
+                };
+                wait_child(&child, input, timeout, &mut cap);
+            }
+            libc::_exit(0);
+        }
+    }
+    drop((stdin, stdout, stderr));
+    reap(first, true);
+    Ok(())
+}
+
+/// Close every descriptor not in `keep` (negative entries ignored).
+/// Async-signal-safe: sorts in place, no allocation.
+fn close_all_except(keep: &mut [RawFd]) {
+    keep.sort_unstable();
+    let mut from: libc::c_uint = 0;
+    for &fd in keep.iter().filter(|fd| **fd >= 0) {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            // SAFETY: closes a range of descriptors in this (child) process.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0 as libc::c_uint) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above, up to the highest possible descriptor.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+}
+
+/// Blocks SIGPIPE in this thread while we write to the helper's stdin, and
+/// discards one that became pending, so a helper that dies early cannot
+/// kill the host.
+struct BlockSigpipe {
+    old: libc::sigset_t,
+}
+
+impl BlockSigpipe {
+    fn new() -> BlockSigpipe {
+        // SAFETY: plain sigset manipulation on valid local values.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            BlockSigpipe { old }
+        }
+    }
+}
+
+impl Drop for BlockSigpipe {
+    fn drop(&mut self) {
+        // SAFETY: sigset manipulation on valid values; sigtimedwait with a
+        // zero timeout only consumes a pending SIGPIPE, if any.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            while libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == libc::SIGPIPE {}
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether another process holds the refresh lock file `lock` (an
+/// exclusive `flock`, as the helper takes it), probed with a shared lock
+/// (AppArmor counts an exclusive one as a write). Opens it read-only: the
+/// plugin never creates or writes files. A missing file means "not held".
+pub fn lock_held(lock: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(cpath) = CString::new(lock.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: cpath is NUL-terminated; read-only open without following links.
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd is ours; LOCK_NB never blocks. Unlocking and closing
+    // release what we may have taken.
+    unsafe {
+        let held = libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK);
+        libc::close(fd);
+        held
+    }
+}

@@ -1,0 +1,211 @@
+//! The plugin's side of the refresh helper: what it loads at init (before
+//! Postfix chroots), how it calls the helper, how it reads the result.
+
+use crate::ffi::spawn::{self, Exec, Termination};
+use crate::session::Refresher;
+use common::handoff::Handoff;
+use common::{exit, Config};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Largest CA material read for the handoff.
+const MAX_CA_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Runs `sasl-xoauth2-refresh` with the config handed over on its stdin.
+#[derive(Debug)]
+pub struct Helper {
+    exec: Exec,
+    handoff: Zeroizing<Vec<u8>>,
+    timeout: Duration,
+}
+
+impl Helper {
+    /// Prepare everything the helper will need later, while the files are
+    /// still visible: its executable (as a descriptor), the config bytes and
+    /// any CA certificates the config names.
+    pub fn load(config: &Config, config_bytes: &[u8]) -> Result<Helper, String> {
+        let path = Path::new(config.refresh_helper());
+        let (exec, open_err) = Exec::open(path);
+        if let Some(e) = open_err {
+            // Exec by path is still tried: fine outside a chroot.
+            if !path.exists() {
+                return Err(format!(
+                    "{} cannot be opened: {e}; install it or set refresh_helper in {}",
+                    path.display(),
+                    config.path.display()
+                ));
+            }
+        }
+        let handoff = Handoff {
+            config_path: config.path.display().to_string(),
+            config: String::from_utf8_lossy(config_bytes).into_owned(),
+            ca_pem: read_ca(config),
+        };
+        Ok(Helper {
+            exec,
+            handoff: handoff.encode(),
+            timeout: Duration::from_secs(config.refresh_timeout()),
+        })
+    }
+
+    fn args(token: &Path, force: bool) -> Vec<CString> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut args = vec![
+            c"sasl-xoauth2-refresh".to_owned(),
+            c"--config-fd".to_owned(),
+            c"0".to_owned(),
+        ];
+        if force {
+            args.push(c"--force".to_owned());
+        }
+        args.push(c"--".to_owned());
+        args.push(CString::new(token.as_os_str().as_bytes()).unwrap_or_default());
+        args
+    }
+}
+
+impl Refresher for Helper {
+    fn refresh_now(&self, token: &Path, force: bool) -> Result<String, String> {
+        let done = spawn::run(
+            &self.exec,
+            &Self::args(token, force),
+            &self.handoff,
+            self.timeout,
+        )
+        .map_err(|e| format!("cannot start the refresh helper: {e}"))?;
+        let status = status_line(&done.stdout, &done.stderr);
+        match done.how {
+            Termination::Exited(0) => Ok(status),
+            Termination::Exited(code) => Err(format!(
+                "helper exit {code} ({}): {status}",
+                exit::describe(code)
+            )),
+            Termination::Signaled(libc::SIGSYS) => Err(
+                "helper killed by its seccomp filter (SIGSYS); please report this as a bug".into(),
+            ),
+            Termination::Signaled(sig) => Err(format!("helper killed by signal {sig}")),
+            Termination::TimedOut => Err(format!(
+                "no result within refresh_timeout ({} s); the helper was stopped",
+                self.timeout.as_secs()
+            )),
+            Termination::Unknown => {
+                Ok("helper finished (exit status unavailable: the host ignores SIGCHLD)".into())
+            }
+        }
+    }
+
+    fn refresh_in_background(&self, token: &Path, force: bool) -> Result<(), String> {
+        if spawn::lock_held(&lock_path(token)) {
+            return Ok(()); // a refresh of this token is already running
+        }
+        spawn::run_detached(
+            &self.exec,
+            &Self::args(token, force),
+            &self.handoff,
+            self.timeout,
+        )
+        .map_err(|e| format!("cannot start the refresh helper: {e}"))
+    }
+}
+
+/// The helper's lock file for `token` (kept in step with the helper's
+/// `lock::lock_path`).
+pub fn lock_path(token: &Path) -> PathBuf {
+    let name = token
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    token.with_file_name(format!(".{name}.lock"))
+}
+
+/// The helper's one-line status (stdout), or the last stderr line.
+fn status_line(stdout: &[u8], stderr: &[u8]) -> String {
+    let pick = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(str::to_owned)
+    };
+    let line = pick(stdout)
+        .or_else(|| pick(stderr))
+        .unwrap_or_else(|| "(no output)".into());
+    line.chars().filter(|c| !c.is_control()).take(400).collect()
+}
+
+/// PEM text from `ca_bundle_file` and every `*.pem`/`*.crt` in
+/// `ca_certs_dir`; empty when the config names neither or they cannot be
+/// read (the helper then tries the paths itself).
+fn read_ca(config: &Config) -> String {
+    let mut pem = String::new();
+    let mut add = |p: &Path| {
+        if let Ok(bytes) =
+            common::fsread::read_capped(p, common::error::FileKind::Config, MAX_CA_BYTES)
+        {
+            if pem.len() as u64 + bytes.len() as u64 <= MAX_CA_BYTES {
+                pem.push_str(&String::from_utf8_lossy(&bytes));
+                pem.push('\n');
+            }
+        }
+    };
+    if let Some(f) = &config.ca_bundle_file {
+        add(Path::new(f));
+    }
+    if let Some(d) = &config.ca_certs_dir {
+        if let Ok(entries) = std::fs::read_dir(d) {
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pem" | "crt")))
+                .collect();
+            files.sort();
+            files.iter().for_each(|p| add(p));
+        }
+    }
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_path_matches_the_helper_convention() {
+        assert_eq!(
+            lock_path(Path::new("/etc/tokens/a@b.json")),
+            PathBuf::from("/etc/tokens/.a@b.json.lock")
+        );
+    }
+
+    #[test]
+    fn status_line_prefers_stdout_and_strips_controls() {
+        assert_eq!(
+            status_line(b"ok: refreshed x\n", b"noise\n"),
+            "ok: refreshed x"
+        );
+        assert_eq!(
+            status_line(b"", b"first\nerror: \x1b[1mbad\n"),
+            "error: [1mbad"
+        );
+        assert_eq!(status_line(b"", b""), "(no output)");
+    }
+
+    #[test]
+    fn args_end_options_before_the_path() {
+        let a = Helper::args(Path::new("/t/-x"), true);
+        let a: Vec<_> = a.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(
+            a,
+            [
+                "sasl-xoauth2-refresh",
+                "--config-fd",
+                "0",
+                "--force",
+                "--",
+                "/t/-x"
+            ]
+        );
+    }
+}
