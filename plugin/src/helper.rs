@@ -68,13 +68,11 @@ impl Helper {
 
 impl Refresher for Helper {
     fn refresh_now(&self, token: &Path, force: bool) -> Result<String, String> {
-        let done = spawn::run(
-            &self.exec,
-            &Self::args(token, force),
-            &self.handoff,
-            self.timeout,
-        )
-        .map_err(|e| format!("cannot start the refresh helper: {e}"))?;
+        // A little past refresh_timeout, which the helper enforces on itself,
+        // so that we normally get its own explanation rather than silence.
+        let wait = self.timeout + Duration::from_millis(500);
+        let done = spawn::run(&self.exec, &Self::args(token, force), &self.handoff, wait)
+            .map_err(|e| format!("cannot start the refresh helper: {e}"))?;
         let status = status_line(&done.stdout, &done.stderr);
         match done.how {
             Termination::Exited(0) => Ok(status),
@@ -87,7 +85,7 @@ impl Refresher for Helper {
             ),
             Termination::Signaled(sig) => Err(format!("helper killed by signal {sig}")),
             Termination::TimedOut => Err(format!(
-                "no result within refresh_timeout ({} s); the helper was stopped",
+                "no result within refresh_timeout ({} s); the refresh goes on in the background",
                 self.timeout.as_secs()
             )),
             Termination::Unknown => {

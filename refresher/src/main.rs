@@ -1,4 +1,55 @@
-fn main() {
-    eprintln!("sasl-xoauth2-refresh: not built yet");
-    std::process::exit(common::exit::USAGE);
+//! `sasl-xoauth2-refresh [--config PATH | --config-fd N] [--force] TOKEN_PATH`
+//!
+//! Prints exactly one status line on stdout (`ok: ...` or `error: ...`),
+//! diagnostics on stderr, and exits with a code from `common::exit`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exit code for a bug (a panic): sysexits' EX_SOFTWARE.
+const SOFTWARE: u8 = 70;
+
+fn main() -> ExitCode {
+    let request = match refresher::cli::parse(std::env::args_os()) {
+        Ok(r) => r,
+        Err(early) => {
+            print!("{}", early.stdout);
+            eprint!("{}", early.stderr);
+            return code(early.code);
+        }
+    };
+    // Root runs as the token file's owner (see privdrop.rs); a config file
+    // root may read is read first.
+    let mut preloaded = None;
+    if refresher::privdrop::is_root()
+        && refresher::privdrop::target_user(&request.token_path).is_some()
+    {
+        if !matches!(request.config, refresher::run::ConfigSource::Fd(_)) {
+            preloaded = Some(refresher::run::load_config(&request.config));
+        }
+        if let Err(e) = refresher::privdrop::drop_to_token_owner(&request.token_path) {
+            println!("error: {e}");
+            return code(common::exit::OSERR);
+        }
+    }
+    if let Err(e) = refresher::sandbox::harden_process(&request.keep_fds()) {
+        println!("error: sandbox setup failed: {e}");
+        return code(common::exit::OSERR);
+    }
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        refresher::run::run_with(&request, preloaded)
+    })) {
+        Ok(o) => o,
+        Err(_) => {
+            println!("error: internal error in sasl-xoauth2-refresh (a bug: please report it with the stderr output)");
+            return ExitCode::from(SOFTWARE);
+        }
+    };
+    println!("{}", outcome.status);
+    let _ = std::io::stdout().flush();
+    code(outcome.code)
+}
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(c).unwrap_or(SOFTWARE))
 }

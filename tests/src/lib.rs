@@ -2,4 +2,6 @@
 //! remote providers (HTTPS token endpoint, SMTP relay). Only the providers
 //! are faked; everything we ship runs for real.
 
+pub mod bins;
+pub mod provider;
 pub mod sasl;

@@ -1,18 +1,29 @@
-//! Running the refresh helper: fork + exec with pipes, a deadline, and no
-//! zombies. Raw syscalls only.
+//! Running the refresh helper: fork + exec under a detached supervisor,
+//! with pipes, a deadline, and no zombies. Raw syscalls only.
 //!
-//! The child side between `fork` and `exec` uses only async-signal-safe
-//! system calls on memory prepared before the fork (the host may be
-//! multi-threaded). The helper is exec'd through a descriptor opened while
-//! libsasl2 initialised the plugin, so it can be started after Postfix has
-//! chrooted; without one it falls back to the path.
+//! ```text
+//!   host (smtp) ── fork ──► intermediate ── fork ──► supervisor ── fork+exec ──► helper
+//!        │  reaps it at once ◄──┘ (_exit)              │ feeds the config on stdin,
+//!        │                                              │ drains stdout/stderr, reaps,
+//!        └──────────── report pipe ◄────────────────────┘ writes one report, exits
+//! ```
 //!
-//! `wait_child` is written without allocation so that the detached-refresh
-//! supervisor (a forked copy of the host) can run it too.
+//! The host never waits for the helper itself and never kills it: when its
+//! deadline passes it only stops reading the report. A helper killed between
+//! the provider's answer and its rename could lose a rotated refresh token;
+//! the helper bounds its own run by `refresh_timeout`, and the supervisor
+//! kills it only at a much later safety deadline. The supervisor is an
+//! orphan in its own session (init reaps it), holds no descriptor of the
+//! host but its pipes, and ignores SIGPIPE.
+//!
+//! Everything between `fork` and `exec`/`_exit` (the intermediate child and
+//! the supervisor) uses only async-signal-safe system calls on memory
+//! prepared before the fork, because the host may be multi-threaded:
+//! `supervise` does not allocate.
 
 use std::ffi::{c_char, CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,7 +71,8 @@ impl Exec {
 pub enum Termination {
     Exited(i32),
     Signaled(i32),
-    /// We killed it at the deadline.
+    /// No result in time (the host stopped waiting; the supervisor kills
+    /// the helper only at its much later safety deadline).
     TimedOut,
     /// Reaped by someone else (the host ignores SIGCHLD): status unknown.
     Unknown,
@@ -116,45 +128,6 @@ struct Child {
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
-}
-
-/// Fork and exec the helper with stdin/stdout/stderr on fresh pipes, every
-/// other descriptor closed and an empty environment.
-fn start(exec: &Exec, args: &[CString]) -> io::Result<Child> {
-    let (stdin, stdout, stderr) = (pipe()?, pipe()?, pipe()?);
-    let argv = Argv::new(args);
-    let envp: [*const c_char; 1] = [std::ptr::null()];
-    let exe_fd = exec.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-    // SAFETY: fork has no preconditions; the child branch below only makes
-    // async-signal-safe system calls on memory prepared before the fork,
-    // and ends in exec or _exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        // SAFETY: freshly forked child; see `child_exec`.
-        unsafe {
-            child_exec(
-                [
-                    stdin.read.as_raw_fd(),
-                    stdout.write.as_raw_fd(),
-                    stderr.write.as_raw_fd(),
-                ],
-                exe_fd,
-                &exec.path,
-                argv.ptrs.as_ptr(),
-                envp.as_ptr(),
-            )
-        }
-    }
-    Ok(Child {
-        pid,
-        pidfd: pidfd_open(pid),
-        stdin: stdin.write.into_raw_fd(),
-        stdout: stdout.read.into_raw_fd(),
-        stderr: stderr.read.into_raw_fd(),
-    })
 }
 
 /// In the forked child: wire up the standard streams, close everything
@@ -403,37 +376,15 @@ fn reap(pid: libc::pid_t, block: bool) -> Option<Termination> {
     }
 }
 
-/// Run the helper and wait for it, at most `timeout`.
-pub fn run(exec: &Exec, args: &[CString], input: &[u8], timeout: Duration) -> io::Result<Finished> {
-    let _sigpipe = BlockSigpipe::new();
-    let child = start(exec, args)?;
-    let mut cap = Capture {
-        out: [0; CAPTURE],
-        out_len: 0,
-        err: [0; CAPTURE],
-        err_len: 0,
-    };
-    let how = wait_child(&child, input, timeout, &mut cap); // closes child's fds
-    Ok(Finished {
-        how,
-        stdout: cap.out[..cap.out_len].to_vec(),
-        stderr: cap.err[..cap.err_len].to_vec(),
-    })
-}
-
-/// Start the helper so that it runs on after we return.
-///
-/// Double fork: our child forks a supervisor and exits at once (we reap it
-/// here); the supervisor, now an orphan in its own session, forks the
-/// helper, feeds its input, drains its output and reaps it. So the helper
-/// never becomes our zombie and never writes into a closed pipe.
-pub fn run_detached(
+/// Start the helper under a supervisor; returns the read end of the
+/// supervisor's report pipe.
+fn spawn_supervised(
     exec: &Exec,
     args: &[CString],
     input: &[u8],
-    timeout: Duration,
-) -> io::Result<()> {
-    let (stdin, stdout, stderr) = (pipe()?, pipe()?, pipe()?);
+    safety: Duration,
+) -> io::Result<OwnedFd> {
+    let (stdin, stdout, stderr, report) = (pipe()?, pipe()?, pipe()?, pipe()?);
     let argv = Argv::new(args);
     let envp: [*const c_char; 1] = [std::ptr::null()];
     let exe_fd = exec.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
@@ -442,14 +393,15 @@ pub fn run_detached(
         stdout.write.as_raw_fd(),
         stderr.write.as_raw_fd(),
     ];
-    let our_ends = [
+    let sup_ends = [
         stdin.write.as_raw_fd(),
         stdout.read.as_raw_fd(),
         stderr.read.as_raw_fd(),
     ];
+    let report_fd = report.write.as_raw_fd();
     // SAFETY: fork has no preconditions. Both children below make only
     // async-signal-safe system calls on memory prepared before this fork
-    // (`wait_child` does not allocate) and end in exec or _exit.
+    // and end in exec or _exit (see the module docs).
     let first = unsafe { libc::fork() };
     if first < 0 {
         return Err(io::Error::last_os_error());
@@ -461,15 +413,14 @@ pub fn run_detached(
             if libc::fork() != 0 {
                 libc::_exit(0); // the intermediate child: gone at once
             }
-            // The supervisor holds nothing of the host's (sockets, files)
-            // but the pipes and the helper's descriptor.
             let mut keep = [
                 helper_ends[0],
                 helper_ends[1],
                 helper_ends[2],
-                our_ends[0],
-                our_ends[1],
-                our_ends[2],
+                sup_ends[0],
+                sup_ends[1],
+                sup_ends[2],
+                report_fd,
                 exe_fd,
             ];
             close_all_except(&mut keep);
@@ -491,9 +442,9 @@ pub fn run_detached(
                 let child = Child {
                     pid,
                     pidfd: pidfd_open(pid),
-                    stdin: our_ends[0],
-                    stdout: our_ends[1],
-                    stderr: our_ends[2],
+                    stdin: sup_ends[0],
+                    stdout: sup_ends[1],
+                    stderr: sup_ends[2],
                 };
                 let mut cap = Capture {
                     out: [0; CAPTURE],
@@ -501,14 +452,126 @@ pub fn run_detached(
                     err: [0; CAPTURE],
                     err_len: 0,
                 };
-                wait_child(&child, input, timeout, &mut cap);
+                let how = wait_child(&child, input, safety, &mut cap);
+                write_report(report_fd, how, &cap);
             }
             libc::_exit(0);
         }
     }
     drop((stdin, stdout, stderr));
+    // The intermediate child exits at once; reap it so it is no zombie.
     reap(first, true);
-    Ok(())
+    Ok(report.read)
+}
+
+/// The supervisor's report: tag, code, then stdout and stderr, each with a
+/// 4-byte length. Fixed layout, written without allocation.
+fn write_report(fd: RawFd, how: Termination, cap: &Capture) {
+    let (tag, code): (u8, i32) = match how {
+        Termination::Exited(c) => (1, c),
+        Termination::Signaled(s) => (2, s),
+        Termination::TimedOut => (3, 0),
+        Termination::Unknown => (4, 0),
+    };
+    let mut head = [0u8; 9];
+    head[0] = tag;
+    head[1..5].copy_from_slice(&code.to_le_bytes());
+    head[5..9].copy_from_slice(&(cap.out_len as u32).to_le_bytes());
+    write_all(fd, &head);
+    write_all(fd, &cap.out[..cap.out_len]);
+    write_all(fd, &(cap.err_len as u32).to_le_bytes());
+    write_all(fd, &cap.err[..cap.err_len]);
+}
+
+fn write_all(fd: RawFd, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: writing from a valid slice to our pipe end.
+        let w = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if w <= 0 {
+            if w < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return; // the host stopped listening
+        }
+        buf = &buf[w as usize..];
+    }
+}
+
+fn parse_report(b: &[u8]) -> Option<Finished> {
+    let u32_at = |i: usize| Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize);
+    let code = i32::from_le_bytes(b.get(1..5)?.try_into().ok()?);
+    let how = match b.first()? {
+        1 => Termination::Exited(code),
+        2 => Termination::Signaled(code),
+        3 => Termination::TimedOut,
+        _ => Termination::Unknown,
+    };
+    let out_len = u32_at(5)?;
+    let stdout = b.get(9..9 + out_len)?.to_vec();
+    let err_len = u32_at(9 + out_len)?;
+    let stderr = b.get(13 + out_len..13 + out_len + err_len)?.to_vec();
+    Some(Finished {
+        how,
+        stdout,
+        stderr,
+    })
+}
+
+/// How long the supervisor lets a helper run before it kills it: far past
+/// the helper's own `refresh_timeout` limit, so only a wedged helper dies.
+fn safety_deadline(timeout: Duration) -> Duration {
+    timeout * 3 + Duration::from_secs(30)
+}
+
+/// Run the helper and wait for its result, at most `timeout`. On timeout
+/// the helper is left to finish (or give up) by itself.
+pub fn run(exec: &Exec, args: &[CString], input: &[u8], timeout: Duration) -> io::Result<Finished> {
+    let report = spawn_supervised(exec, args, input, safety_deadline(timeout))?;
+    let deadline = monotonic_ms() + timeout.as_millis() as i64;
+    let mut buf = Vec::with_capacity(16 + 2 * CAPTURE);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline - monotonic_ms();
+        if left <= 0 {
+            return Ok(Finished {
+                how: Termination::TimedOut,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
+        let mut p = libc::pollfd {
+            fd: report.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: a single valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, left as libc::c_int) };
+        if n <= 0 {
+            continue; // timeout (checked above) or EINTR
+        }
+        // SAFETY: reading into a valid buffer.
+        let r = unsafe { libc::read(report.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        if r > 0 {
+            buf.extend_from_slice(&chunk[..r as usize]);
+        } else if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    Ok(parse_report(&buf).unwrap_or(Finished {
+        how: Termination::Unknown,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }))
+}
+
+/// Start the helper and return at once; the supervisor sees it through.
+pub fn run_detached(
+    exec: &Exec,
+    args: &[CString],
+    input: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    spawn_supervised(exec, args, input, safety_deadline(timeout)).map(drop)
 }
 
 /// Close every descriptor not in `keep` (negative entries ignored).
@@ -533,45 +596,6 @@ fn close_all_except(keep: &mut [RawFd]) {
             0 as libc::c_uint,
         )
     };
-}
-
-/// Blocks SIGPIPE in this thread while we write to the helper's stdin, and
-/// discards one that became pending, so a helper that dies early cannot
-/// kill the host.
-struct BlockSigpipe {
-    old: libc::sigset_t,
-}
-
-impl BlockSigpipe {
-    fn new() -> BlockSigpipe {
-        // SAFETY: plain sigset manipulation on valid local values.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGPIPE);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            BlockSigpipe { old }
-        }
-    }
-}
-
-impl Drop for BlockSigpipe {
-    fn drop(&mut self) {
-        // SAFETY: sigset manipulation on valid values; sigtimedwait with a
-        // zero timeout only consumes a pending SIGPIPE, if any.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGPIPE);
-            let zero = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            while libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == libc::SIGPIPE {}
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-        }
-    }
 }
 
 /// Whether another process holds the refresh lock file `lock` (an

@@ -1,0 +1,22 @@
+//! `sasl-xoauth2-refresh`: the one sasl-xoauth2 process that talks to the
+//! network or writes token files. A library with a thin `main` so that tests
+//! and `--check` reuse the same code.
+//!
+//! * [`oauth`]: request body and response parsing (pure).
+//! * [`http`]: ureq + rustls transport with pre-resolved addresses.
+//! * [`lock`]: single-flight flock beside the token file.
+//! * [`store`]: crash-safe atomic rewrite.
+//! * [`privdrop`]: a root-started refresh becomes the token's owner.
+//! * [`run`]: the orchestration, exit codes and status line.
+//! * [`sandbox`]: confinement (no_new_privs, capabilities, landlock, seccomp).
+
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod lock;
+pub mod oauth;
+pub mod privdrop;
+pub mod run;
+pub mod sandbox;
+pub mod store;
+mod sys;

@@ -1,0 +1,233 @@
+//! Single-flight: one refresh per token file at a time.
+//!
+//! The lock is an exclusive `flock(2)` on a lock file beside the token,
+//! `.<token file name>.lock` in the token's directory:
+//!
+//! * never on the token file itself, because the refresh replaces it by
+//!   `rename(2)`: a process waiting on the old inode would get a lock on a
+//!   file nobody else uses any more;
+//! * never on the directory, so that two token files in one directory do
+//!   not wait for each other;
+//! * the lock file is created on first use and never removed (removing it
+//!   would let two processes lock two different inodes of the same name).
+//!   It is empty; it gets the token file's owner (when we run as root) and
+//!   its mode, so whoever may read the token may also take its lock, and
+//!   nobody else can;
+//! * `flock` locks die with the process, so a killed helper never leaves
+//!   the token locked;
+//! * waiting polls `LOCK_NB` until a deadline instead of blocking, so a
+//!   stuck holder cannot hang us beyond the refresh timeout and no signal or
+//!   thread is needed to time out.
+//!
+//! Everything that changes the token file happens under this lock: the
+//! re-read, the request (which may consume a refresh token the provider
+//! rotates), the atomic rewrite and the clean-up of stale temp files.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The lock file that guards `token_path`.
+pub fn lock_path(token_path: &Path) -> PathBuf {
+    let name = token_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    token_path.with_file_name(format!(".{name}.lock"))
+}
+
+/// A held lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct TokenLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process held the lock until the deadline.
+    Timeout { path: PathBuf, waited: Duration },
+    /// The lock file could not be opened or created.
+    Open { path: PathBuf, source: io::Error },
+    /// The lock path exists but is not a regular file.
+    NotRegular { path: PathBuf },
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Timeout { path, waited } => write!(
+                f,
+                "another refresh of this token still holds {} after {} s; try again later",
+                path.display(),
+                waited.as_secs()
+            ),
+            LockError::Open { path, source } => write!(
+                f,
+                "cannot open the lock file {}: {source}; the token's directory must be writable by the user running the refresh",
+                path.display()
+            ),
+            LockError::NotRegular { path } => write!(
+                f,
+                "{} is not a regular file; remove it (it is recreated as an empty lock file)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Owner and mode the lock file should get when we create it.
+#[derive(Debug, Clone, Copy)]
+pub struct LockOwner {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// Take the exclusive lock for `token_path`, polling until `deadline`.
+pub fn acquire(
+    token_path: &Path,
+    owner: Option<LockOwner>,
+    deadline: Instant,
+) -> Result<TokenLock, LockError> {
+    let path = lock_path(token_path);
+    let file = open_lock_file(&path, owner)?;
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match crate::sys::try_lock_exclusive(&file) {
+            Ok(true) => return Ok(TokenLock { _file: file, path }),
+            Ok(false) => {}
+            Err(source) => return Err(LockError::Open { path, source }),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LockError::Timeout {
+                path,
+                waited: now - start,
+            });
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn open_lock_file(path: &Path, owner: Option<LockOwner>) -> Result<File, LockError> {
+    let err = |source| LockError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let mode = owner.map_or(0o600, |o| (o.mode & 0o666) | 0o600);
+    // Create it if absent; O_EXCL tells us whether we created it, so we set
+    // owner and mode only on a file of our own making.
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(flags)
+        .open(path)
+    {
+        Ok(f) => {
+            if let Some(o) = owner {
+                if crate::sys::euid() == 0 {
+                    std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid)).map_err(err)?;
+                }
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(mode))
+                    .map_err(err)?;
+            }
+            f
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // flock works on a read-only descriptor too, which is all we
+            // need when the file belongs to someone else but is readable.
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        LockError::NotRegular {
+                            path: path.to_path_buf(),
+                        }
+                    } else {
+                        err(e)
+                    }
+                })?
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let meta = file.metadata().map_err(err)?;
+    if !meta.file_type().is_file() {
+        return Err(LockError::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sx2-lock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn lock_file_name() {
+        assert_eq!(
+            lock_path(Path::new("/etc/tokens/a@b.json")),
+            Path::new("/etc/tokens/.a@b.json.lock")
+        );
+    }
+
+    #[test]
+    fn exclusive_with_deadline() {
+        let d = tmpdir("excl");
+        let token = d.join("tok");
+        let owner = LockOwner {
+            uid: 0,
+            gid: 0,
+            mode: 0o640,
+        };
+        let held = acquire(&token, Some(owner), Instant::now() + Duration::from_secs(1)).unwrap();
+        // flock locks belong to the open file description: a second open in
+        // this process conflicts just as another process would.
+        let e = acquire(&token, None, Instant::now() + Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(e, LockError::Timeout { .. }), "{e}");
+        drop(held);
+        acquire(&token, None, Instant::now()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(lock_path(&token))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refuses_symlink_and_directory() {
+        let d = tmpdir("sym");
+        let token = d.join("tok");
+        std::os::unix::fs::symlink("/etc/passwd", lock_path(&token)).unwrap();
+        let e = acquire(&token, None, Instant::now()).unwrap_err();
+        assert!(matches!(e, LockError::NotRegular { .. }), "{e}");
+        std::fs::remove_file(lock_path(&token)).unwrap();
+        std::fs::create_dir(lock_path(&token)).unwrap();
+        let e = acquire(&token, None, Instant::now()).unwrap_err();
+        assert!(
+            matches!(e, LockError::NotRegular { .. } | LockError::Open { .. }),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

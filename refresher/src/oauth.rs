@@ -1,0 +1,572 @@
+//! The OAuth 2.0 token request and response (RFC 6749 sections 4.4, 5 and 6),
+//! as pure functions: building the form body, reading the provider's answer
+//! and turning its errors into something an admin can act on.
+//!
+//! Nothing here does I/O, so every branch is unit-tested below.
+
+use common::secret::Secret;
+use common::token::Grant;
+use common::Settings;
+use serde_json::Value;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Largest response body we read from the token endpoint. Real answers are
+/// 1 to 4 KiB; a bigger one is a misbehaving or hostile server.
+pub const MAX_RESPONSE_SIZE: u64 = 64 * 1024;
+
+/// Longest provider error description we repeat in a status line.
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
+
+/// `expires_in` we assume when the provider sends none (RFC 6749 says it is
+/// only RECOMMENDED; Google and Microsoft always send it).
+pub const DEFAULT_EXPIRES_IN: i64 = 3600;
+
+/// Upper bound on `expires_in` we believe (ten years).
+pub const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
+
+/// A request that cannot even be built from the settings: a config problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// No `client_id` anywhere.
+    MissingClientId,
+    /// `grant_type: client_credentials` needs a client secret.
+    MissingClientSecret,
+    /// `grant_type: refresh_token` but the file holds none.
+    MissingRefreshToken,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::MissingClientId => f.write_str(
+                "client_id is not set; set \"client_id\" in the config file or in the token file",
+            ),
+            RequestError::MissingClientSecret => f.write_str(
+                "the client_credentials grant needs a client secret; set \"client_secret\" in the config file or in the token file",
+            ),
+            RequestError::MissingRefreshToken => f.write_str("field refresh_token missing"),
+        }
+    }
+}
+
+/// The `application/x-www-form-urlencoded` body of the token request.
+///
+/// Fields: `grant_type`, `client_id`, `client_secret` (only when not empty:
+/// public clients such as Microsoft's device-flow apps have none),
+/// `refresh_token` (refresh grant only) and `scope` (only when configured).
+pub fn form_body(
+    settings: &Settings,
+    refresh_token: Option<&Secret>,
+) -> Result<Zeroizing<String>, RequestError> {
+    if settings.client_id.is_empty() {
+        return Err(RequestError::MissingClientId);
+    }
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(5);
+    match settings.grant {
+        Grant::RefreshToken => {
+            let rt = refresh_token
+                .filter(|r| !r.is_empty())
+                .ok_or(RequestError::MissingRefreshToken)?;
+            pairs.push(("grant_type", "refresh_token"));
+            pairs.push(("client_id", &settings.client_id));
+            if !settings.client_secret.is_empty() {
+                pairs.push(("client_secret", settings.client_secret.expose()));
+            }
+            pairs.push(("refresh_token", rt.expose()));
+        }
+        Grant::ClientCredentials => {
+            if settings.client_secret.is_empty() {
+                return Err(RequestError::MissingClientSecret);
+            }
+            pairs.push(("grant_type", "client_credentials"));
+            pairs.push(("client_id", &settings.client_id));
+            pairs.push(("client_secret", settings.client_secret.expose()));
+        }
+    }
+    if let Some(scope) = settings.scope.as_deref().filter(|s| !s.is_empty()) {
+        pairs.push(("scope", scope));
+    }
+    Ok(form_urlencode(&pairs))
+}
+
+/// `application/x-www-form-urlencoded` serialisation (WHATWG URL standard):
+/// ASCII letters, digits and `*-._` stay, space becomes `+`, every other byte
+/// of the UTF-8 encoding becomes `%XX`.
+pub fn form_urlencode(pairs: &[(&str, &str)]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(&mut out, k);
+        out.push('=');
+        encode_into(&mut out, v);
+    }
+    out
+}
+
+fn encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
+        }
+    }
+}
+
+/// What a successful token response gave us.
+#[derive(Debug)]
+pub struct Granted {
+    pub access_token: Secret,
+    /// Seconds from now, clamped to `0..=MAX_EXPIRES_IN`.
+    pub expires_in: i64,
+    /// Whether `expires_in` was absent and [`DEFAULT_EXPIRES_IN`] assumed.
+    pub expires_in_assumed: bool,
+    /// A new refresh token when the provider rotates them.
+    pub refresh_token: Option<Secret>,
+}
+
+/// Why a token response is not usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseError {
+    /// The provider answered with an OAuth error (RFC 6749 section 5.2).
+    /// `error` and `description` are already sanitised.
+    OAuth {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    /// HTTP 5xx, or 429, without a usable OAuth error: try again later.
+    Server { status: u16 },
+    /// A redirect: the URL is wrong (we never follow redirects, so a token
+    /// request cannot be bounced to another host).
+    Redirect { status: u16 },
+    /// 404/405/410: this URL is not a token endpoint.
+    NotTokenEndpoint { status: u16 },
+    /// Any other status without an OAuth error body.
+    UnexpectedStatus { status: u16 },
+    /// A 200 whose body is not a JSON object.
+    NotJson,
+    /// A 200 without `access_token`.
+    MissingAccessToken,
+    /// A field with the wrong type or form (e.g. `expires_in: "soon"`).
+    BadField(&'static str),
+    /// The body is larger than [`MAX_RESPONSE_SIZE`].
+    TooLarge,
+}
+
+/// How the helper should react to a [`ResponseError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    /// Someone has to re-run `get-token` (invalid_grant).
+    Reauthorise,
+    /// The client registration or config is wrong (invalid_client, ...).
+    FixClient,
+    /// The config points at the wrong URL.
+    FixEndpoint,
+    /// Transient: retry once, then report a temporary failure.
+    Retry,
+    /// Transient, but an immediate retry would not help.
+    Later,
+    /// The provider's answer made no sense.
+    Protocol,
+}
+
+impl ResponseError {
+    pub fn reaction(&self) -> Reaction {
+        match self {
+            ResponseError::OAuth { error, status, .. } => match error.as_str() {
+                "invalid_grant" => Reaction::Reauthorise,
+                "invalid_client"
+                | "unauthorized_client"
+                | "invalid_scope"
+                | "unsupported_grant_type"
+                | "invalid_request"
+                | "access_denied" => Reaction::FixClient,
+                "temporarily_unavailable" | "server_error" => Reaction::Retry,
+                _ if *status >= 500 => Reaction::Retry,
+                _ => Reaction::FixClient,
+            },
+            ResponseError::Server { status: 429 } => Reaction::Later,
+            ResponseError::Server { .. } => Reaction::Retry,
+            ResponseError::Redirect { .. } | ResponseError::NotTokenEndpoint { .. } => {
+                Reaction::FixEndpoint
+            }
+            ResponseError::UnexpectedStatus { .. }
+            | ResponseError::NotJson
+            | ResponseError::MissingAccessToken
+            | ResponseError::BadField(_)
+            | ResponseError::TooLarge => Reaction::Protocol,
+        }
+    }
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseError::OAuth {
+                status,
+                error,
+                description,
+            } => {
+                write!(f, "HTTP {status}, {error}")?;
+                if let Some(d) = description {
+                    write!(f, ": {d}")?;
+                }
+                Ok(())
+            }
+            ResponseError::Server { status } => write!(f, "HTTP {status} (server error)"),
+            ResponseError::Redirect { status } => write!(f, "HTTP {status} (redirect)"),
+            ResponseError::NotTokenEndpoint { status } => {
+                write!(f, "HTTP {status} (no token endpoint at this URL)")
+            }
+            ResponseError::UnexpectedStatus { status } => {
+                write!(f, "HTTP {status} without an OAuth error")
+            }
+            ResponseError::NotJson => f.write_str("the response is not a JSON object"),
+            ResponseError::MissingAccessToken => f.write_str("the response has no access_token"),
+            ResponseError::BadField(field) => write!(f, "the response's {field} is invalid"),
+            ResponseError::TooLarge => write!(
+                f,
+                "the response is larger than {} KiB",
+                MAX_RESPONSE_SIZE / 1024
+            ),
+        }
+    }
+}
+
+/// Read the token endpoint's answer. `secrets` are values that must never be
+/// repeated (the refresh token and client secret we sent): a provider that
+/// echoes them in its error description gets them replaced by `[redacted]`.
+pub fn parse_response(
+    status: u16,
+    body: &[u8],
+    secrets: &[&Secret],
+) -> Result<Granted, ResponseError> {
+    let json = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    };
+    if !(200..300).contains(&status) {
+        if let Some(m) = &json {
+            if let Some(Value::String(error)) = m.get("error") {
+                let error = sanitise_code(error);
+                let description = match m.get("error_description") {
+                    Some(Value::String(d)) => sanitise_description(d, secrets),
+                    _ => None,
+                };
+                return Err(ResponseError::OAuth {
+                    status,
+                    error,
+                    description,
+                });
+            }
+        }
+        return Err(match status {
+            429 | 500..=599 => ResponseError::Server { status },
+            300..=399 => ResponseError::Redirect { status },
+            404 | 405 | 410 => ResponseError::NotTokenEndpoint { status },
+            _ => ResponseError::UnexpectedStatus { status },
+        });
+    }
+    let m = json.ok_or(ResponseError::NotJson)?;
+    let access_token = match m.get("access_token") {
+        None | Some(Value::Null) => return Err(ResponseError::MissingAccessToken),
+        Some(Value::String(s)) if s.is_empty() => return Err(ResponseError::MissingAccessToken),
+        Some(Value::String(s)) if is_token_text(s) => Secret::new(s.as_str()),
+        Some(_) => return Err(ResponseError::BadField("access_token")),
+    };
+    let (expires_in, expires_in_assumed) = match m.get("expires_in") {
+        None | Some(Value::Null) => (DEFAULT_EXPIRES_IN, true),
+        Some(Value::Number(n)) => (
+            n.as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .ok_or(ResponseError::BadField("expires_in"))?,
+            false,
+        ),
+        Some(Value::String(s)) => (
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| ResponseError::BadField("expires_in"))?,
+            false,
+        ),
+        Some(_) => return Err(ResponseError::BadField("expires_in")),
+    };
+    let refresh_token = match m.get("refresh_token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) if is_token_text(s) => Some(Secret::new(s.as_str())),
+        Some(_) => return Err(ResponseError::BadField("refresh_token")),
+    };
+    Ok(Granted {
+        access_token,
+        expires_in: expires_in.clamp(0, MAX_EXPIRES_IN),
+        expires_in_assumed,
+        refresh_token,
+    })
+}
+
+/// A token we will later put into `auth=Bearer <token>\x01`: printable ASCII
+/// without spaces, so it cannot break the SASL framing or a log line.
+fn is_token_text(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The `error` code: RFC 6749 restricts it to printable ASCII; we keep the
+/// safe subset and cap the length.
+fn sanitise_code(code: &str) -> String {
+    let c: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        .take(64)
+        .collect();
+    if c.is_empty() {
+        "unknown_error".into()
+    } else {
+        c
+    }
+}
+
+/// The provider's description on one line, secrets we sent replaced, at most
+/// [`MAX_DESCRIPTION_CHARS`] characters. Microsoft's starts with the
+/// AADSTS code, which is what support articles are indexed by, so we keep
+/// the beginning.
+pub fn sanitise_description(d: &str, secrets: &[&Secret]) -> Option<String> {
+    let mut s = d.to_string();
+    for secret in secrets {
+        let v = secret.expose();
+        if v.len() >= 4 {
+            s = s.replace(v, "[redacted]");
+        }
+    }
+    let one_line: String = s
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if one_line.is_empty() {
+        return None;
+    }
+    let mut out: String = one_line.chars().take(MAX_DESCRIPTION_CHARS).collect();
+    if one_line.chars().count() > MAX_DESCRIPTION_CHARS {
+        out.push_str("...");
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::{Config, TokenFile};
+    use std::path::Path;
+
+    fn settings(config: &str, token: &str) -> (Settings, TokenFile) {
+        let c = Config::parse(config.as_bytes(), Path::new("/c")).unwrap();
+        let t = TokenFile::parse(token.as_bytes(), Path::new("/t")).unwrap();
+        (Settings::resolve(&c, &t), t)
+    }
+
+    #[test]
+    fn encodes_like_a_browser_form() {
+        let b = form_urlencode(&[("a b", "x+y/z=&%é"), ("k", "A-z_0.9*~")]);
+        assert_eq!(b.as_str(), "a+b=x%2By%2Fz%3D%26%25%C3%A9&k=A-z_0.9*%7E");
+        assert_eq!(form_urlencode(&[]).as_str(), "");
+    }
+
+    #[test]
+    fn refresh_grant_body() {
+        let (s, t) = settings(
+            r#"{"client_id":"id 1","client_secret":"s&cret"}"#,
+            r#"{"refresh_token":"1//r+t"}"#,
+        );
+        let b = form_body(&s, t.refresh_token.as_ref()).unwrap();
+        assert_eq!(
+            b.as_str(),
+            "grant_type=refresh_token&client_id=id+1&client_secret=s%26cret&refresh_token=1%2F%2Fr%2Bt"
+        );
+    }
+
+    #[test]
+    fn public_client_sends_no_secret_and_scope_when_set() {
+        let (s, t) = settings(
+            r#"{"client_id":"id","client_secret":"","scope":"https://outlook.office.com/SMTP.Send offline_access"}"#,
+            r#"{"refresh_token":"r"}"#,
+        );
+        let b = form_body(&s, t.refresh_token.as_ref()).unwrap();
+        assert_eq!(
+            b.as_str(),
+            "grant_type=refresh_token&client_id=id&refresh_token=r&scope=https%3A%2F%2Foutlook.office.com%2FSMTP.Send+offline_access"
+        );
+    }
+
+    #[test]
+    fn client_credentials_body() {
+        let (s, t) = settings(
+            r#"{"client_id":"app","client_secret":"sec","scope":"https://outlook.office365.com/.default"}"#,
+            r#"{"grant_type":"client_credentials"}"#,
+        );
+        let b = form_body(&s, t.refresh_token.as_ref()).unwrap();
+        assert_eq!(
+            b.as_str(),
+            "grant_type=client_credentials&client_id=app&client_secret=sec&scope=https%3A%2F%2Foutlook.office365.com%2F.default"
+        );
+        let (s, t) = settings(
+            r#"{"client_id":"app"}"#,
+            r#"{"grant_type":"client_credentials"}"#,
+        );
+        assert_eq!(
+            form_body(&s, t.refresh_token.as_ref()).unwrap_err(),
+            RequestError::MissingClientSecret
+        );
+    }
+
+    #[test]
+    fn missing_client_id_or_refresh_token() {
+        let (s, t) = settings("{}", r#"{"refresh_token":"r"}"#);
+        assert_eq!(
+            form_body(&s, t.refresh_token.as_ref()).unwrap_err(),
+            RequestError::MissingClientId
+        );
+        let (s, _) = settings(r#"{"client_id":"x"}"#, r#"{"refresh_token":"r"}"#);
+        assert_eq!(
+            form_body(&s, None).unwrap_err(),
+            RequestError::MissingRefreshToken
+        );
+    }
+
+    #[test]
+    fn success_with_number_or_string_expiry_and_rotation() {
+        let g = parse_response(
+            200,
+            br#"{"access_token":"ya29.a","expires_in":3599,"token_type":"Bearer"}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(g.access_token.expose(), "ya29.a");
+        assert_eq!(g.expires_in, 3599);
+        assert!(g.refresh_token.is_none());
+        let g = parse_response(
+            200,
+            br#"{"access_token":"a","expires_in":"3600","refresh_token":"r2"}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(g.expires_in, 3600);
+        assert_eq!(g.refresh_token.unwrap().expose(), "r2");
+        let g = parse_response(200, br#"{"access_token":"a","refresh_token":""}"#, &[]).unwrap();
+        assert!(g.expires_in_assumed && g.refresh_token.is_none());
+        assert_eq!(g.expires_in, DEFAULT_EXPIRES_IN);
+        let g = parse_response(200, br#"{"access_token":"a","expires_in":-5}"#, &[]).unwrap();
+        assert_eq!(g.expires_in, 0);
+        let g = parse_response(200, br#"{"access_token":"a","expires_in":1e300}"#, &[]).unwrap();
+        assert_eq!(g.expires_in, MAX_EXPIRES_IN);
+    }
+
+    #[test]
+    fn bad_successes() {
+        use ResponseError::*;
+        assert_eq!(parse_response(200, b"<html>", &[]).unwrap_err(), NotJson);
+        assert_eq!(parse_response(200, b"[1]", &[]).unwrap_err(), NotJson);
+        assert_eq!(
+            parse_response(200, br#"{"expires_in":1}"#, &[]).unwrap_err(),
+            MissingAccessToken
+        );
+        assert_eq!(
+            parse_response(200, br#"{"access_token":""}"#, &[]).unwrap_err(),
+            MissingAccessToken
+        );
+        assert_eq!(
+            parse_response(200, br#"{"access_token":"a b"}"#, &[]).unwrap_err(),
+            BadField("access_token")
+        );
+        assert_eq!(
+            parse_response(200, b"{\"access_token\":\"a\\u0001\"}", &[]).unwrap_err(),
+            BadField("access_token")
+        );
+        assert_eq!(
+            parse_response(200, br#"{"access_token":"a","expires_in":"soon"}"#, &[]).unwrap_err(),
+            BadField("expires_in")
+        );
+        assert_eq!(
+            parse_response(200, br#"{"access_token":"a","refresh_token":7}"#, &[]).unwrap_err(),
+            BadField("refresh_token")
+        );
+        assert_eq!(NotJson.reaction(), Reaction::Protocol);
+    }
+
+    #[test]
+    fn oauth_errors_and_reactions() {
+        let rt = Secret::new("1//refresh-secret");
+        let e = parse_response(
+            400,
+            br#"{"error":"invalid_grant","error_description":"AADSTS70008: The provided authorization code or refresh token has expired due to inactivity. 1//refresh-secret Trace ID: x"}"#,
+            &[&rt],
+        )
+        .unwrap_err();
+        let ResponseError::OAuth {
+            error, description, ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(error, "invalid_grant");
+        let d = description.as_deref().unwrap();
+        assert!(d.starts_with("AADSTS70008:"), "{d}");
+        assert!(
+            !d.contains("refresh-secret") && d.contains("[redacted]"),
+            "{d}"
+        );
+        assert_eq!(e.reaction(), Reaction::Reauthorise);
+
+        let e = parse_response(401, br#"{"error":"invalid_client"}"#, &[]).unwrap_err();
+        assert_eq!(e.reaction(), Reaction::FixClient);
+        let e = parse_response(503, br#"{"error":"temporarily_unavailable"}"#, &[]).unwrap_err();
+        assert_eq!(e.reaction(), Reaction::Retry);
+        assert_eq!(
+            parse_response(502, b"<html>bad gateway</html>", &[]).unwrap_err(),
+            ResponseError::Server { status: 502 }
+        );
+        assert_eq!(
+            parse_response(429, b"", &[]).unwrap_err().reaction(),
+            Reaction::Later
+        );
+        assert_eq!(
+            parse_response(302, b"", &[]).unwrap_err().reaction(),
+            Reaction::FixEndpoint
+        );
+        assert_eq!(
+            parse_response(404, b"not found", &[])
+                .unwrap_err()
+                .reaction(),
+            Reaction::FixEndpoint
+        );
+        assert_eq!(
+            parse_response(418, b"teapot", &[]).unwrap_err().reaction(),
+            Reaction::Protocol
+        );
+    }
+
+    #[test]
+    fn description_is_one_line_and_truncated() {
+        let long = format!("AADSTS50173: line1\nline2\t{}", "x".repeat(500));
+        let d = sanitise_description(&long, &[]).unwrap();
+        assert!(d.starts_with("AADSTS50173: line1 line2 x"));
+        assert_eq!(d.chars().count(), MAX_DESCRIPTION_CHARS + 3);
+        assert!(!d.contains('\n'));
+        assert_eq!(sanitise_description(" \n ", &[]), None);
+        assert_eq!(
+            sanitise_code("invalid_grant\n\u{1b}[31m"),
+            "invalid_grant31m"
+        );
+        assert_eq!(sanitise_code("\n"), "unknown_error");
+    }
+}

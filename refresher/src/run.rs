@@ -1,0 +1,679 @@
+//! One refresh, start to finish.
+//!
+//! 1. Load the config (handoff pipe or file) and the token file.
+//! 2. Not forced and the token is fresh: done, no lock, no network.
+//! 3. Take the token's lock (see [`crate::lock`]); remove temp files a
+//!    killed helper left; re-read the token under the lock and decide again
+//!    ([`decide`]): another process may have refreshed it meanwhile.
+//! 4. Build the request, load the trust roots, resolve the endpoint (or
+//!    proxy) address, create the temp file for the new token.
+//! 5. [`crate::sandbox::lock_down`], then the HTTPS POST (one retry after
+//!    [`RETRY_BACKOFF`] on 5xx/network errors, all within refresh_timeout).
+//! 6. Write the new file atomically, still under the lock, then print one
+//!    status line.
+//!
+//! Rotation safety: the refresh token we send is the one read under the
+//! lock, and the file holding its successor is durably renamed into place
+//! before the lock is released, so no other helper can ever send a refresh
+//! token the provider has already replaced. The one unavoidable window: a
+//! SIGKILL (or power loss) after the provider answered and before the
+//! rename loses the rotated token, and the file keeps the old, now dead one
+//! (the next refresh then fails with invalid_grant and says to re-run
+//! get-token). Once the rename happened, the file holds the new token.
+
+use crate::error::{Failure, ProviderFailure};
+use crate::http::{Client, Endpoint, ProxySpec, Route, TransportError, Trust};
+use crate::oauth::{self, Granted, Reaction};
+use crate::sandbox::{self, Policy};
+use crate::store::{FileMeta, PendingFile};
+use crate::{lock, store};
+use common::config::{Config, SandboxMode};
+use common::error::{FileError, FileKind};
+use common::handoff::{Handoff, MAX_HANDOFF_SIZE};
+use common::policy::{freshness, Freshness};
+use common::secret::Secret;
+use common::token::Grant;
+use common::{Settings, TokenFile};
+use std::os::fd::{IntoRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroizing;
+
+/// Pause before the one retry after a 5xx or network error.
+pub const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A retry is only worth it with at least this much of the budget left.
+const MIN_RETRY_BUDGET: Duration = Duration::from_secs(1);
+
+/// Largest CA file (or sum of a CA directory) we read.
+const MAX_CA_SIZE: u64 = MAX_HANDOFF_SIZE;
+
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// `$SASL_XOAUTH2_CONFIG` (unless secure-execution) or the default path.
+    Default,
+    Path(PathBuf),
+    /// A [`Handoff`] on this descriptor.
+    Fd(RawFd),
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub config: ConfigSource,
+    pub force: bool,
+    /// Fingerprint of the access token a forced refresh is about.
+    pub if_access_token: Option<String>,
+    pub token_path: PathBuf,
+}
+
+impl Request {
+    /// Descriptors `harden_process` must leave open.
+    pub fn keep_fds(&self) -> Vec<RawFd> {
+        match self.config {
+            ConfigSource::Fd(fd) => vec![fd],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Exit code and the one status line for stdout.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub status: String,
+}
+
+/// Whether to ask the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Refresh,
+    /// Valid and outside the prefetch window.
+    NotDueFresh,
+    /// Another process put a new, still valid access token in the file
+    /// since this refresh was decided.
+    NotDueReplaced,
+}
+
+/// The single-flight rule, applied to the file as read under the lock.
+///
+/// * An expired (or absent) access token is always refreshed.
+/// * Not forced: a fresh token is left alone; a token in the prefetch
+///   window is refreshed unless it differs from the one `seen` before the
+///   lock (then another helper just did it, even if the provider's
+///   expires_in is shorter than our prefetch window).
+/// * Forced (the server rejected `seen`): refreshed, unless the file now
+///   holds a different, unexpired access token: someone refreshed since
+///   the rejection, and the new token deserves its chance.
+pub fn decide(
+    force: bool,
+    seen: Option<&str>,
+    current: &TokenFile,
+    now: i64,
+    refresh_window: i64,
+    prefetch_window: i64,
+) -> Decision {
+    let f = freshness(
+        current.access_token.is_some(),
+        current.expiry,
+        now,
+        refresh_window,
+        prefetch_window,
+    );
+    if f == Freshness::Expired {
+        return Decision::Refresh;
+    }
+    if !force && f == Freshness::Fresh {
+        return Decision::NotDueFresh;
+    }
+    let fp = current.access_token.as_ref().map(Secret::fingerprint);
+    if fp.as_deref() != seen {
+        return Decision::NotDueReplaced;
+    }
+    Decision::Refresh
+}
+
+/// The sandbox policy for one refresh: write access to the token's
+/// directory, TCP connect to the one port we talk to (the proxy's when
+/// there is one), nothing to read (the config, token and CA certificates
+/// are all read before the lock-down). The sandbox's own pure builder, so
+/// tests can enter exactly this policy.
+pub fn sandbox_policy(token_path: &Path, connect_port: u16, mode: SandboxMode) -> Policy {
+    Policy::for_token(token_path, connect_port, mode)
+}
+
+/// Run one refresh and say how it went.
+pub fn run(req: &Request) -> Outcome {
+    run_with(req, None)
+}
+
+/// [`run`] with the configuration already loaded (or failed to load).
+pub fn run_with(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Outcome {
+    match refresh(req, preloaded) {
+        Ok(status) => Outcome {
+            code: common::exit::OK,
+            status: format!("ok: {status}"),
+        },
+        Err(f) => Outcome {
+            code: f.exit_code(),
+            status: format!("error: {f}"),
+        },
+    }
+}
+
+fn diag(msg: impl std::fmt::Display) {
+    eprintln!("sasl-xoauth2-refresh: {msg}");
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The configuration and, from a handoff, the CA certificates the plugin
+/// read for us.
+pub struct Loaded {
+    config: Config,
+    ca_pem: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("config", &self.config.path)
+            .field("ca_pem_bytes", &self.ca_pem.as_ref().map(|p| p.len()))
+            .finish()
+    }
+}
+
+/// Load the configuration from where the command line says. (`main` calls
+/// it early, as root, before dropping to the token owner, when the config
+/// is a file root may read and the owner may not.)
+pub fn load_config(src: &ConfigSource) -> Result<Loaded, Failure> {
+    let path = match src {
+        ConfigSource::Fd(fd) => return load_handoff(*fd),
+        ConfigSource::Path(p) => p.clone(),
+        ConfigSource::Default => match std::env::var_os(common::CONFIG_ENV) {
+            Some(p) if !p.is_empty() && !crate::sys::secure_execution() => PathBuf::from(p),
+            _ => PathBuf::from(common::DEFAULT_CONFIG_PATH),
+        },
+    };
+    let config = Config::load(&path).map_err(Failure::ConfigFile)?;
+    Ok(Loaded {
+        config,
+        ca_pem: None,
+    })
+}
+
+fn load_handoff(fd: RawFd) -> Result<Loaded, Failure> {
+    let owned = crate::sys::take_inherited_fd(fd).map_err(|e| {
+        Failure::Config(format!(
+            "--config-fd {fd}: {e}; the descriptor must carry the plugin's config handoff"
+        ))
+    })?;
+    let mut file = std::fs::File::from(owned);
+    let bytes = common::fsread::read_all_capped(&mut file, MAX_HANDOFF_SIZE);
+    if fd <= 2 {
+        // Keep 0-2 occupied so no file we open later becomes "stdout".
+        let _ = file.into_raw_fd();
+    }
+    let bytes = Zeroizing::new(
+        bytes.map_err(|p| Failure::Config(format!("config handoff on descriptor {fd} {p}")))?,
+    );
+    let h =
+        Handoff::decode(&bytes).map_err(|e| Failure::Config(format!("{e} (descriptor {fd})")))?;
+    let config = Config::parse(h.config.as_bytes(), Path::new(&h.config_path))
+        .map_err(Failure::ConfigFile)?;
+    let ca_pem = if h.ca_pem.trim().is_empty() {
+        None
+    } else {
+        Some(Zeroizing::new(h.ca_pem.clone()))
+    };
+    Ok(Loaded { config, ca_pem })
+}
+
+/// A token file as read, with the owner and mode of the very file read.
+struct TokenRead {
+    token: TokenFile,
+    meta: FileMeta,
+}
+
+fn read_token(path: &Path) -> Result<TokenRead, Failure> {
+    let file = common::fsread::open_regular(path, FileKind::Token).map_err(Failure::Token)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Failure::Token(unreadable(path, e)))?;
+    let bytes = Zeroizing::new(
+        common::fsread::read_all_capped(file, common::MAX_FILE_SIZE)
+            .map_err(|p| Failure::Token(FileError::new(FileKind::Token, path, p)))?,
+    );
+    let token = TokenFile::parse(&bytes, path).map_err(Failure::Token)?;
+    Ok(TokenRead {
+        token,
+        meta: FileMeta::of(&meta),
+    })
+}
+
+fn unreadable(path: &Path, e: std::io::Error) -> FileError {
+    FileError::new(
+        FileKind::Token,
+        path,
+        common::error::Problem::Unreadable(e.to_string()),
+    )
+}
+
+/// Refuse a token file anybody could rewrite (they could point its
+/// token_endpoint elsewhere and collect the refresh token); warn about one
+/// anybody can read.
+fn check_token_mode(path: &Path, meta: &FileMeta) -> Result<(), Failure> {
+    if meta.mode & 0o002 != 0 {
+        return Err(Failure::TokenUnsafe {
+            path: path.to_path_buf(),
+            why: format!(
+                "is writable by every user (mode {:04o}); run `chmod 600 {}`",
+                meta.mode,
+                path.display()
+            ),
+        });
+    }
+    if meta.mode & 0o004 != 0 {
+        diag(format_args!(
+            "warning: token file {} is readable by every user (mode {:04o}); run `chmod 600 {}`",
+            path.display(),
+            meta.mode,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Trust roots, in this order: a CA file/dir named in the token file; the
+/// CA certificates handed over by the plugin; a CA file/dir named in the
+/// config; the built-in roots.
+fn load_trust(loaded: &Loaded, token: &TokenFile, settings: &Settings) -> Result<Trust, Failure> {
+    let o = &token.overrides;
+    if o.ca_bundle_file.is_some() || o.ca_certs_dir.is_some() {
+        return trust_from_paths(
+            o.ca_bundle_file.as_deref(),
+            o.ca_certs_dir.as_deref(),
+            "token file",
+        );
+    }
+    if let Some(pem) = &loaded.ca_pem {
+        return Trust::from_pem(pem.as_bytes(), "the plugin's handoff").map_err(|e| {
+            Failure::Config(format!(
+                "{e}; check ca_bundle_file / ca_certs_dir in {}",
+                loaded.config.path.display()
+            ))
+        });
+    }
+    if settings.ca_bundle_file.is_some() || settings.ca_certs_dir.is_some() {
+        return trust_from_paths(
+            settings.ca_bundle_file.as_deref(),
+            settings.ca_certs_dir.as_deref(),
+            "config file",
+        );
+    }
+    Ok(Trust::BuiltIn)
+}
+
+fn trust_from_paths(file: Option<&str>, dir: Option<&str>, from: &str) -> Result<Trust, Failure> {
+    let mut pem = Zeroizing::new(Vec::new());
+    let mut sources = Vec::new();
+    let cfg = |what: &str, p: &str, e: String| {
+        Failure::Config(format!(
+            "{what} {p} (set in the {from}) {e}; fix the path or remove the setting to use the built-in roots"
+        ))
+    };
+    if let Some(f) = file.filter(|f| !f.is_empty()) {
+        let bytes = read_ca_file(Path::new(f)).map_err(|e| cfg("ca_bundle_file", f, e))?;
+        pem.extend_from_slice(&bytes);
+        sources.push(f.to_string());
+    }
+    if let Some(d) = dir.filter(|d| !d.is_empty()) {
+        let entries = std::fs::read_dir(d).map_err(|e| cfg("ca_certs_dir", d, e.to_string()))?;
+        let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        names.sort();
+        for p in names {
+            if pem.len() as u64 > MAX_CA_SIZE {
+                break;
+            }
+            if let Ok(bytes) = read_ca_file(&p) {
+                pem.extend_from_slice(&bytes);
+                pem.push(b'\n');
+            }
+        }
+        sources.push(d.to_string());
+    }
+    Trust::from_pem(&pem, &sources.join(" + ")).map_err(Failure::Config)
+}
+
+fn read_ca_file(p: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > MAX_CA_SIZE {
+        return Err("is too large".into());
+    }
+    std::fs::read(p).map_err(|e| format!("cannot be read: {e}"))
+}
+
+fn status_tail(token: &TokenFile, now: i64) -> String {
+    match &token.access_token {
+        Some(a) => format!(
+            "access token {}, expires in {} s",
+            a.fingerprint(),
+            token.expiry.saturating_sub(now)
+        ),
+        None => "no access token".into(),
+    }
+}
+
+fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<String, Failure> {
+    let start = Instant::now();
+    let path = req.token_path.as_path();
+    let loaded = match preloaded {
+        Some(l) => l?,
+        None => load_config(&req.config)?,
+    };
+    let config = &loaded.config;
+    let budget = Duration::from_secs(config.refresh_timeout().max(1));
+    let deadline = start + budget;
+
+    // First look, without the lock: the common "nothing to do" case costs
+    // no lock file and no network.
+    let first = read_token(path)?;
+    check_token_mode(path, &first.meta)?;
+    let first_settings = Settings::resolve(config, &first.token);
+    let now = unix_now();
+    if !req.force
+        && decide(
+            false,
+            None,
+            &first.token,
+            now,
+            first_settings.refresh_window,
+            config.prefetch_window(),
+        ) == Decision::NotDueFresh
+    {
+        return Ok(format!(
+            "not due {} ({})",
+            path.display(),
+            status_tail(&first.token, now)
+        ));
+    }
+    let seen = req
+        .if_access_token
+        .clone()
+        .or_else(|| first.token.access_token.as_ref().map(Secret::fingerprint));
+
+    // Single flight.
+    let owner = lock::LockOwner {
+        uid: first.meta.uid,
+        gid: first.meta.gid,
+        mode: first.meta.mode,
+    };
+    let _lock = lock::acquire(path, Some(owner), deadline).map_err(Failure::Lock)?;
+    match store::remove_stale_temps(path) {
+        Ok(0) => {}
+        Ok(n) => diag(format_args!(
+            "removed {n} temp file(s) left by an interrupted refresh of {}",
+            path.display()
+        )),
+        Err(e) => diag(format_args!(
+            "warning: cannot clean up old temp files beside {}: {e}",
+            path.display()
+        )),
+    }
+    let cur = read_token(path)?;
+    check_token_mode(path, &cur.meta)?;
+    let settings = Settings::resolve(config, &cur.token);
+    let now = unix_now();
+    match decide(
+        req.force,
+        seen.as_deref(),
+        &cur.token,
+        now,
+        settings.refresh_window,
+        config.prefetch_window(),
+    ) {
+        Decision::Refresh => {}
+        Decision::NotDueFresh => {
+            return Ok(format!(
+                "not due {} ({})",
+                path.display(),
+                status_tail(&cur.token, now)
+            ))
+        }
+        Decision::NotDueReplaced => {
+            return Ok(format!(
+                "not due {} (refreshed by another process; {})",
+                path.display(),
+                status_tail(&cur.token, now)
+            ))
+        }
+    }
+
+    // Everything that can fail without the network fails here, before the
+    // provider consumes (and possibly rotates) the refresh token.
+    let body = oauth::form_body(&settings, cur.token.refresh_token.as_ref()).map_err(|err| {
+        Failure::Request {
+            err,
+            token: path.to_path_buf(),
+            config: config.path.clone(),
+        }
+    })?;
+    let in_config = |e: String| {
+        Failure::Config(format!(
+            "{e} (in {} or {})",
+            config.path.display(),
+            path.display()
+        ))
+    };
+    let endpoint = Endpoint::parse(&settings.token_endpoint).map_err(in_config)?;
+    let proxy = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(ProxySpec::parse(p).map_err(in_config)?),
+        None => None,
+    };
+    let route = Route { endpoint, proxy };
+    let trust = load_trust(&loaded, &cur.token, &settings)?;
+    let resolved = route.resolve().map_err(|e| Failure::Resolve {
+        host: route.connect_host().0.to_string(),
+        err: e.to_string(),
+    })?;
+    let pending =
+        PendingFile::create(path, cur.meta, cur.meta.len + 8192).map_err(|err| Failure::Store {
+            err,
+            rotated: false,
+        })?;
+    if pending.owner_changed {
+        diag(format_args!(
+            "warning: {} belongs to uid {}; the refreshed file will belong to uid {} (run the refresh as root or as the file's owner to keep it)",
+            path.display(),
+            cur.meta.uid,
+            crate::sys::euid()
+        ));
+    }
+    let client = Client::new(&route, resolved, &trust);
+    let policy = sandbox_policy(path, route.connect_host().1, config.sandbox);
+    let report = sandbox::lock_down(&policy).map_err(Failure::Sandbox)?;
+    diag(format_args!("{report}; trusting {}", trust.describe()));
+
+    let secrets: Vec<&Secret> = [
+        cur.token.refresh_token.as_ref(),
+        Some(&settings.client_secret),
+        cur.token.access_token.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let granted = exchange(
+        &client,
+        &route,
+        &body,
+        deadline,
+        budget,
+        &secrets,
+        &ctx(req, config, &settings),
+    )?;
+    drop(body);
+
+    let expiry = unix_now().saturating_add(granted.expires_in);
+    let bytes = cur.token.refreshed(
+        &granted.access_token,
+        expiry,
+        granted.refresh_token.as_ref(),
+    );
+    pending.commit(&bytes).map_err(|err| Failure::Store {
+        err,
+        rotated: granted.refresh_token.is_some(),
+    })?;
+    if granted.expires_in_assumed {
+        diag("the provider sent no expires_in; assumed 3600 s");
+    }
+    Ok(format!(
+        "refreshed {} (access token {}, expires in {} s)",
+        path.display(),
+        granted.access_token.fingerprint(),
+        granted.expires_in
+    ))
+}
+
+/// What error messages need to know about this refresh.
+struct Ctx {
+    token: PathBuf,
+    config: PathBuf,
+    client_credentials: bool,
+}
+
+fn ctx(req: &Request, config: &Config, settings: &Settings) -> Ctx {
+    Ctx {
+        token: req.token_path.clone(),
+        config: config.path.clone(),
+        client_credentials: settings.grant == Grant::ClientCredentials,
+    }
+}
+
+/// POST the request; one retry after [`RETRY_BACKOFF`] on a 5xx or network
+/// error if the budget allows.
+fn exchange(
+    client: &Client,
+    route: &Route,
+    body: &str,
+    deadline: Instant,
+    budget: Duration,
+    secrets: &[&Secret],
+    ctx: &Ctx,
+) -> Result<Granted, Failure> {
+    let host = route.endpoint.display_host();
+    let provider = |err, attempts| {
+        Failure::Provider(Box::new(ProviderFailure {
+            host: host.clone(),
+            err,
+            attempts,
+            token: ctx.token.clone(),
+            config: ctx.config.clone(),
+            client_credentials: ctx.client_credentials,
+        }))
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let reply = client.post_form(&route.endpoint.url, body.as_bytes(), remaining);
+        let (failure, reason, retry) = match reply {
+            Ok(reply) => match oauth::parse_response(reply.status, &reply.body, secrets) {
+                Ok(g) => return Ok(g),
+                Err(err) => {
+                    let retry = err.reaction() == Reaction::Retry;
+                    let reason = err.to_string();
+                    (provider(err, attempts), reason, retry)
+                }
+            },
+            Err(TransportError::TooLarge) => {
+                return Err(provider(oauth::ResponseError::TooLarge, attempts))
+            }
+            Err(err) => {
+                let retry = err.retryable();
+                let reason = err.to_string();
+                let f = Failure::Transport {
+                    host: host.clone(),
+                    err,
+                    budget_secs: budget.as_secs(),
+                    attempts,
+                    config: ctx.config.clone(),
+                };
+                (f, reason, retry)
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !retry || attempts >= 2 || left < RETRY_BACKOFF + MIN_RETRY_BUDGET {
+            return Err(failure);
+        }
+        diag(format_args!(
+            "token endpoint {host}: {reason}; retrying in {} s",
+            RETRY_BACKOFF.as_secs()
+        ));
+        std::thread::sleep(RETRY_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(json: &str) -> TokenFile {
+        TokenFile::parse(json.as_bytes(), Path::new("/t")).unwrap()
+    }
+
+    #[test]
+    fn decisions() {
+        let now = 1_000_000;
+        let fresh = tok(&format!(
+            r#"{{"refresh_token":"r","access_token":"a1","expiry":"{}"}}"#,
+            now + 3600
+        ));
+        let near = tok(&format!(
+            r#"{{"refresh_token":"r","access_token":"a1","expiry":"{}"}}"#,
+            now + 100
+        ));
+        let expired = tok(r#"{"refresh_token":"r","access_token":"a1","expiry":"5"}"#);
+        let none = tok(r#"{"refresh_token":"r"}"#);
+        let a1 = Secret::new("a1").fingerprint();
+        let other = Secret::new("a0").fingerprint();
+        let d = |force, seen: Option<&str>, t: &TokenFile| decide(force, seen, t, now, 10, 600);
+
+        assert_eq!(d(false, Some(&a1), &fresh), Decision::NotDueFresh);
+        assert_eq!(d(false, Some(&a1), &near), Decision::Refresh);
+        assert_eq!(d(false, Some(&other), &near), Decision::NotDueReplaced);
+        assert_eq!(d(false, Some(&a1), &expired), Decision::Refresh);
+        assert_eq!(d(false, None, &none), Decision::Refresh);
+        // forced: the rejected token is still there -> refresh, even if fresh
+        assert_eq!(d(true, Some(&a1), &fresh), Decision::Refresh);
+        // forced, but someone already replaced the rejected token
+        assert_eq!(d(true, Some(&other), &fresh), Decision::NotDueReplaced);
+        assert_eq!(d(true, None, &fresh), Decision::NotDueReplaced);
+        // ... unless the replacement is expired too
+        assert_eq!(d(true, Some(&other), &expired), Decision::Refresh);
+    }
+
+    #[test]
+    fn policy_is_token_dir_and_one_port() {
+        let p = sandbox_policy(
+            Path::new("/var/spool/postfix/etc/tokens/a.json"),
+            443,
+            SandboxMode::Required,
+        );
+        assert_eq!(p.token_dir, Path::new("/var/spool/postfix/etc/tokens"));
+        assert_eq!(p.connect_ports, vec![443]);
+        assert!(p.read_paths.is_empty());
+        assert_eq!(p.mode, SandboxMode::Required);
+        assert_eq!(
+            sandbox_policy(Path::new("tok.json"), 1, SandboxMode::BestEffort).token_dir,
+            Path::new(".")
+        );
+    }
+}

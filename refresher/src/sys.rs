@@ -1,0 +1,106 @@
+//! The few system calls std does not wrap (or wraps only in newer Rust than
+//! our MSRV). Every `unsafe` block of the helper outside `sandbox/` is here.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`: Ok(true) when we got the lock, Ok(false)
+/// when another process holds it.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock only reads the descriptor number and flags; `file`
+        // keeps the descriptor open for the duration of the call.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Reserve `len` bytes of disk for `file` without changing its size
+/// (`fallocate(FALLOC_FL_KEEP_SIZE)`), so that "disk full" shows before the
+/// token request rather than after it. Ok(()) also when the file system
+/// cannot reserve space (then nothing is gained, nothing lost).
+pub fn reserve_space(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
+    loop {
+        // SAFETY: fallocate only reads its integer arguments; `file` keeps
+        // the descriptor open for the duration of the call.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => return Ok(()),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Take ownership of an inherited descriptor named on the command line.
+/// Fails (without taking it) when `fd` is not open.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_GETFD only queries the descriptor's flags; an unknown
+    // descriptor makes it fail with EBADF, nothing else happens.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open (checked just above) and was handed to
+    // this process by its parent for exactly this use; nothing else in the
+    // helper refers to it, so the OwnedFd is its only owner and closes it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether the process runs in secure-execution mode (setuid/setgid or
+/// file capabilities), in which environment overrides must be ignored.
+pub fn secure_execution() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel placed
+    // in this process; it has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Become `uid`/`gid` for good: no supplementary groups, real, effective
+/// and saved ids all set (so there is no way back), then verified.
+pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: setgroups with a count of 0 does not read the list pointer.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: setresgid only reads its integer arguments.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: setresuid only reads its integer arguments.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: getresuid writes three u32 values through pointers to locals
+    // that live for the duration of the call.
+    if unsafe { libc::getresuid(&mut r, &mut e, &mut s) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (r, e, s) != (uid, uid, uid) {
+        return Err(io::Error::other("user ids did not change"));
+    }
+    Ok(())
+}

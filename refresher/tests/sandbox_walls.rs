@@ -1,0 +1,347 @@
+//! Every wall of the helper's sandbox, proven on this kernel. The probe
+//! (src/bin/sandbox-probe.rs) runs `harden_process` and `lock_down` with
+//! `Policy::for_token`, as the helper does, then tries ONE action; we check
+//! how it ended: `result: ok`, `result: errno N`, or killed by a signal.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_sandbox-probe");
+const EACCES: &str = "result: errno 13 ";
+
+/// A token directory with a token, and a sibling directory outside it.
+struct Dirs {
+    _tmp: tempfile::TempDir,
+    token: PathBuf,
+    sibling: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tok, sibling) = (tmp.path().join("tokens"), tmp.path().join("sibling"));
+    std::fs::create_dir(&tok).unwrap();
+    std::fs::create_dir(&sibling).unwrap();
+    std::fs::write(tok.join("token.json"), br#"{"refresh_token":"r"}"#).unwrap();
+    std::fs::write(sibling.join("other.json"), b"{}").unwrap();
+    Dirs {
+        token: tok.join("token.json"),
+        sibling,
+        _tmp: tmp,
+    }
+}
+
+/// Run the probe as the plugin runs the helper: empty environment.
+fn probe_cmd(token: &Path, port: u16, args: &[&str]) -> Command {
+    let mut c = Command::new(PROBE);
+    c.env_clear()
+        .stdin(Stdio::null())
+        .arg("--token")
+        .arg(token)
+        .arg("--port")
+        .arg(port.to_string());
+    c.args(args);
+    c
+}
+
+fn probe(d: &Dirs, port: u16, args: &[&str]) -> Output {
+    probe_cmd(&d.token, port, args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn assert_result(o: &Output, want: &str) {
+    let out = stdout(o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains(want),
+        "want {want:?}; {:?}\nstdout: {out}\nstderr: {err}",
+        o.status
+    );
+}
+
+fn assert_killed(o: &Output, sig: i32, action: &str) {
+    assert_eq!(
+        o.status.signal(),
+        Some(sig),
+        "{action}: {:?}, stdout: {}",
+        o.status,
+        stdout(o)
+    );
+}
+
+#[test]
+fn files_outside_the_token_dir_are_denied() {
+    let d = dirs();
+    let other = d.sibling.join("other.json");
+    assert_result(&probe(&d, 443, &["read", "/etc/passwd"]), EACCES);
+    assert_result(&probe(&d, 443, &["read", other.to_str().unwrap()]), EACCES);
+    assert_result(&probe(&d, 443, &["write", other.to_str().unwrap()]), EACCES);
+    assert_result(
+        &probe(
+            &d,
+            443,
+            &["create", d.sibling.join("new").to_str().unwrap()],
+        ),
+        EACCES,
+    );
+    assert_eq!(std::fs::read(&other).unwrap(), b"{}");
+    assert!(!d.sibling.join("new").exists());
+}
+
+#[test]
+fn token_dir_allows_lock_temp_fsync_rename() {
+    let d = dirs();
+    assert_result(&probe(&d, 443, &["token-ops"]), "result: ok 22 bytes");
+    assert_eq!(
+        std::fs::read(&d.token).unwrap(),
+        br#"{"refresh_token":"r"} "#
+    );
+    assert!(d.token.with_file_name(".token.json.lock").exists());
+    let created = d.token.with_file_name("created");
+    assert_result(
+        &probe(&d, 443, &["create", created.to_str().unwrap()]),
+        "result: ok",
+    );
+}
+
+#[test]
+fn read_paths_are_readable_not_writable() {
+    let d = dirs();
+    let other = d.sibling.join("other.json");
+    let args = |a| {
+        [
+            "--read",
+            other.to_str().unwrap(),
+            a,
+            other.to_str().unwrap(),
+        ]
+    };
+    assert_result(&probe(&d, 443, &args("read")), "result: ok 2 bytes");
+    assert_result(&probe(&d, 443, &args("write")), EACCES);
+}
+
+#[test]
+fn tcp_connect_only_to_the_allowed_port() {
+    let d = dirs();
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, o) = (
+        allowed.local_addr().unwrap().port(),
+        other.local_addr().unwrap().port(),
+    );
+    assert_result(&probe(&d, a, &["connect", &a.to_string()]), "result: ok");
+    assert_result(&probe(&d, a, &["connect", &o.to_string()]), EACCES);
+}
+
+#[test]
+fn exec_fork_thread_ptrace_are_killed_by_sigsys() {
+    let d = dirs();
+    for action in ["exec", "fork", "thread", "ptrace"] {
+        assert_killed(&probe(&d, 443, &[action]), libc::SIGSYS, action);
+    }
+}
+
+#[test]
+fn bind_and_non_tcp_sockets_are_killed_by_sigsys() {
+    let d = dirs();
+    for action in ["bind", "unix-socket", "udp-socket"] {
+        assert_killed(&probe(&d, 443, &[action]), libc::SIGSYS, action);
+    }
+}
+
+#[test]
+fn executable_memory_prctl_and_signals_are_killed_by_sigsys() {
+    let d = dirs();
+    for action in ["mmap-exec", "prctl", "kill-parent"] {
+        assert_killed(&probe(&d, 443, &[action]), libc::SIGSYS, action);
+    }
+}
+
+#[test]
+fn rlimits_stop_big_files_and_many_descriptors() {
+    let d = dirs();
+    assert_killed(&probe(&d, 443, &["fsize"]), libc::SIGXFSZ, "fsize");
+    assert_result(&probe(&d, 443, &["nofile"]), "result: errno 24 ");
+}
+
+#[test]
+fn allocator_sleep_panic_and_abort_paths_are_allowed() {
+    let d = dirs();
+    assert_result(&probe(&d, 443, &["alloc"]), "result: ok 10 8388608");
+    assert_result(&probe(&d, 443, &["sleep"]), "result: ok");
+    let panic = probe(&d, 443, &["panic"]);
+    assert_eq!(
+        panic.status.code(),
+        Some(101),
+        "a panic must exit 101, not die by SIGSYS: {:?}",
+        panic.status
+    );
+    assert_killed(&probe(&d, 443, &["abort"]), libc::SIGABRT, "abort");
+}
+
+#[test]
+fn required_mode_locks_down_on_this_kernel() {
+    let d = dirs();
+    let o = probe(&d, 443, &["--mode", "required", "token-ops"]);
+    assert_result(&o, "result: ok");
+    let report = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        report.contains("sandbox: landlock ABI") && report.contains("seccomp allow-list"),
+        "{report}"
+    );
+}
+
+#[test]
+fn lock_down_refuses_a_second_thread() {
+    let d = dirs();
+    let o = probe(&d, 443, &["--thread", "read", "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(common::exit::OSERR), "{:?}", o.status);
+    assert!(
+        stdout(&o).contains("lockdown: sandbox: 2 threads at lock-down"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+fn status_field<'a>(out: &'a str, name: &str) -> &'a str {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} in {out}"));
+    line.split_once(':').unwrap().1.trim()
+}
+
+#[test]
+fn root_with_capabilities_ends_with_none() {
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = u64::from_str_radix(status_field(&own, "CapEff"), 16).unwrap();
+    assert!(
+        eff & (1 << 21) != 0,
+        "this test must run as root with CAP_SYS_ADMIN (21), as CI does: CapEff {eff:#x}"
+    );
+    let d = dirs();
+    let leaked = std::fs::File::open(&d.token).unwrap();
+    let kept = std::fs::File::open(&d.token).unwrap();
+    let (leaked_fd, kept_fd) = (
+        std::os::fd::AsRawFd::as_raw_fd(&leaked),
+        std::os::fd::AsRawFd::as_raw_fd(&kept),
+    );
+    let mut cmd = probe_cmd(
+        &d.token,
+        443,
+        &["--keep-fd", &kept_fd.to_string(), "status"],
+    );
+    // SAFETY: between fork and exec the closure only makes async-signal-safe
+    // calls (fcntl, signal, sigprocmask) on the child's own state.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::fcntl(leaked_fd, libc::F_SETFD, 0); // inherit both descriptors
+            libc::fcntl(kept_fd, libc::F_SETFD, 0);
+            libc::signal(libc::SIGTERM, libc::SIG_IGN); // a careless parent's state
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        })
+    };
+    let o = cmd.output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{:?} {out}", o.status);
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&out, set), "0000000000000000", "{set}");
+    }
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&out, "Dumpable"), "0");
+    assert_eq!(status_field(&out, "CoreLimit"), "0 0");
+    assert_eq!(status_field(&out, "SigBlk"), "0000000000000000");
+    assert_eq!(
+        status_field(&out, "SigIgn"),
+        "0000000000001000",
+        "only SIGPIPE stays ignored"
+    );
+    assert_eq!(
+        status_field(&out, "OpenFds"),
+        format!("0,1,2,{kept_fd}"),
+        "leaked fd {leaked_fd} must be closed"
+    );
+}
+
+/// A local HTTPS token endpoint with a throwaway CA; answers one POST.
+fn https_endpoint() -> (u16, String, std::thread::JoinHandle<String>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        let (mut req, mut buf) = (Vec::new(), [0u8; 4096]);
+        while !String::from_utf8_lossy(&req).ends_with("grant_type=refresh_token") {
+            let n = tls.read(&mut buf).unwrap();
+            assert!(n > 0, "client closed early");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let body = r#"{"access_token":"at-1","expires_in":3599}"#;
+        write!(
+            tls,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        tls.flush().unwrap();
+        conn.send_close_notify();
+        let _ = conn.complete_io(&mut tcp);
+        String::from_utf8_lossy(&req).into_owned()
+    });
+    (port, ca.pem(), server)
+}
+
+#[test]
+fn https_request_works_inside_the_sandbox() {
+    let d = dirs();
+    let (port, ca_pem, server) = https_endpoint();
+    let ca = d.token.with_file_name("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let url = format!("https://localhost:{port}/token");
+    let o = probe(
+        &d,
+        port,
+        &[
+            "--mode",
+            "required",
+            "--ca",
+            ca.to_str().unwrap(),
+            "https",
+            &url,
+        ],
+    );
+    assert_result(
+        &o,
+        r#"result: ok 200 {"access_token":"at-1","expires_in":3599}"#,
+    );
+    assert!(server.join().unwrap().starts_with("POST /token HTTP/1.1"));
+}

@@ -1,0 +1,270 @@
+//! The helper's network behaviour: timeouts, retries, every provider error,
+//! certificate verification and the proxy.
+
+mod refresher_support;
+
+use refresher_support::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use testkit::provider::Mode;
+
+#[test]
+fn hung_endpoint_is_a_temporary_failure_within_the_timeout() {
+    let mut env = Env::with_mode("hung", Mode::Hung);
+    env.set_config("refresh_timeout", json!(2));
+    env.write_token(&env.expired_token());
+    let before = env.token_bytes();
+    let start = Instant::now();
+    let child = env.spawn(&[]);
+    let pid = child.id();
+    // Generous deadline: 2 s budget; fail only if it hangs.
+    let run = wait_limited(&env, child, Duration::from_secs(20));
+    let took = start.elapsed();
+    run.expect_code(exit::TEMPFAIL).expect_status(&[
+        "error: ",
+        "no answer from token endpoint",
+        "within 2 s",
+        "refresh_timeout",
+    ]);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Waited for: no helper process is left.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(env.token_bytes(), before);
+    assert!(env.temp_files().is_empty());
+    assert_eq!(env.provider.requests(), 1, "a timeout is not retried");
+}
+
+#[test]
+fn one_server_error_is_retried() {
+    let env = Env::with_mode("5xx-once", Mode::ServerErrorsThenOk(1));
+    env.write_token(&env.expired_token());
+    let run = env.run(&[]);
+    run.expect_code(exit::OK).expect_status(&["ok: refreshed "]);
+    assert!(run.stderr.contains("retrying"), "{run:?}");
+    assert_eq!(env.provider.requests(), 2);
+}
+
+/// Every way the provider can fail: exit code, status words, and the file
+/// byte-for-byte as it was, no temp file.
+#[test]
+fn provider_errors_leave_the_file_untouched() {
+    let cases: Vec<(Mode, i32, Vec<&str>, usize)> = vec![
+        (
+            Mode::InvalidGrant,
+            exit::UNAVAILABLE,
+            vec![
+                "refused the refresh token",
+                "invalid_grant: AADSTS70000:",
+                "re-authorise: run `sasl-xoauth2-tool get-token",
+                "--overwrite-existing-token",
+            ],
+            1,
+        ),
+        (
+            Mode::GarbageJson,
+            exit::PROTOCOL,
+            vec!["unusable answer", "not a JSON object", "token_endpoint"],
+            1,
+        ),
+        (
+            Mode::HugeBody,
+            exit::PROTOCOL,
+            vec!["larger than 64 KiB"],
+            1,
+        ),
+        (
+            Mode::MissingAccessToken,
+            exit::PROTOCOL,
+            vec!["no access_token"],
+            1,
+        ),
+        (
+            Mode::ServerErrorsThenOk(2),
+            exit::TEMPFAIL,
+            vec!["HTTP 503", "after 2 attempt(s)", "tried again later"],
+            2,
+        ),
+    ];
+    for (mode, code, words, requests) in cases {
+        let env = Env::with_mode("provider-errors", mode.clone());
+        env.write_token(&env.expired_token());
+        let before = env.token_bytes();
+        let run = env.run(&[]);
+        assert_eq!(run.code, code, "{mode:?}: {run:#?}");
+        let status = run.status();
+        assert!(status.starts_with("error: "), "{mode:?}: {status}");
+        for w in words {
+            assert!(status.contains(w), "{mode:?}: status lacks {w:?}: {status}");
+        }
+        assert!(
+            status.chars().count() < 600,
+            "{mode:?}: status too long: {status}"
+        );
+        assert_eq!(env.token_bytes(), before, "{mode:?}: file changed");
+        assert!(env.temp_files().is_empty(), "{mode:?}");
+        assert_eq!(env.provider.requests(), requests, "{mode:?}");
+    }
+}
+
+#[test]
+fn unknown_refresh_token_and_wrong_client_secret() {
+    let env = Env::new("refused");
+    let mut tok = env.expired_token();
+    tok["refresh_token"] = json!("1//not-issued-by-this-provider");
+    env.write_token(&tok);
+    let mut env = env;
+    env.extra_secrets
+        .push("1//not-issued-by-this-provider".into());
+    env.run(&[])
+        .expect_code(exit::UNAVAILABLE)
+        .expect_status(&["invalid_grant", "re-authorise"]);
+    env.write_token(&env.expired_token());
+    env.set_config("client_secret", json!("wrong-secret-value-123"));
+    env.extra_secrets.push("wrong-secret-value-123".into());
+    env.run(&[]).expect_code(exit::UNAVAILABLE).expect_status(&[
+        "refused the client",
+        "invalid_client",
+        "client_secret",
+    ]);
+}
+
+#[test]
+fn provider_certificate_is_verified() {
+    let mut env = Env::new("ca");
+    env.write_token(&env.expired_token());
+    let before = env.token_bytes();
+    // Without the fake's CA the built-in roots reject its certificate.
+    env.ca_pem.clear();
+    env.run(&[])
+        .expect_code(exit::TEMPFAIL)
+        .expect_status(&["TLS with token endpoint", "ca_bundle_file"]);
+    assert_eq!(env.provider.requests(), 0, "nothing was sent");
+    assert_eq!(env.token_bytes(), before);
+    // A different CA in the handoff: rejected as well.
+    env.ca_pem = testkit::provider::FakeProvider::start()
+        .ca_pem()
+        .to_string();
+    env.run(&[]).expect_code(exit::TEMPFAIL);
+    assert_eq!(env.provider.requests(), 0);
+    // The right CA in the handoff: works, no CA file needed anywhere.
+    env.ca_pem = env.provider.ca_pem().to_string();
+    env.run(&[]).expect_code(exit::OK);
+    assert_eq!(env.provider.requests(), 1);
+    // A CA directory named in the config works too.
+    let cadir = env.scratch.0.join("certs");
+    std::fs::create_dir(&cadir).unwrap();
+    env.provider.write_ca(&cadir.join("fake.pem")).unwrap();
+    std::fs::write(cadir.join("README"), b"not a certificate").unwrap();
+    env.ca_pem.clear();
+    env.set_config("ca_certs_dir", json!(cadir.display().to_string()));
+    env.run(&["--force"]).expect_code(exit::OK);
+    assert_eq!(env.provider.requests(), 2);
+}
+
+/// A minimal HTTP CONNECT proxy on 127.0.0.1 that records the targets.
+struct ConnectProxy {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> ConnectProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                        if client.read(&mut b).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(b[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    s.lock().unwrap().push(line.clone());
+                    let mut parts = line.split(' ');
+                    let (Some("CONNECT"), Some(target)) = (parts.next(), parts.next()) else {
+                        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+                        return;
+                    };
+                    let Ok(upstream) = TcpStream::connect(target) else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .unwrap();
+                    let (mut c2, mut u2) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    let (mut c1, mut u1) = (client, upstream);
+                    let t = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut u2);
+                        let _ = u2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut u1, &mut c1);
+                    let _ = c1.shutdown(std::net::Shutdown::Write);
+                    let _ = t.join();
+                });
+            }
+        });
+        ConnectProxy { port, seen }
+    }
+}
+
+#[test]
+fn refresh_goes_through_the_configured_proxy() {
+    let proxy = ConnectProxy::start();
+    let mut env = Env::new("proxy");
+    env.set_config("proxy", json!(format!("http://127.0.0.1:{}", proxy.port)));
+    env.write_token(&env.expired_token());
+    env.run(&[])
+        .expect_code(exit::OK)
+        .expect_status(&["ok: refreshed "]);
+    assert_eq!(env.provider.requests(), 1);
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![format!(
+            "CONNECT 127.0.0.1:{} HTTP/1.1",
+            env.provider.addr().port()
+        )]
+    );
+    // A dead proxy is a temporary failure, not a direct connection.
+    env.set_config("proxy", json!("http://127.0.0.1:1"));
+    env.write_token(&env.expired_token());
+    env.run(&[])
+        .expect_code(exit::TEMPFAIL)
+        .expect_status(&["cannot reach token endpoint"]);
+    assert_eq!(env.provider.requests(), 1);
+}
+
+#[test]
+fn unreachable_endpoint_is_retried_once_then_temporary() {
+    let mut env = Env::new("unreachable");
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.set_config(
+        "token_endpoint",
+        json!(format!("https://127.0.0.1:{port}/token")),
+    );
+    env.write_token(&env.expired_token());
+    let before = env.token_bytes();
+    let run = env.run(&[]);
+    run.expect_code(exit::TEMPFAIL)
+        .expect_status(&["cannot reach token endpoint 127.0.0.1:", "2 attempt(s)"]);
+    assert_eq!(env.token_bytes(), before);
+}
