@@ -45,6 +45,11 @@ install: build
 	  [ -f "$$page" ] || continue; \
 	  sec=$${page##*.}; install -D -m 0644 "$$page" $(DESTDIR)$(MANDIR)/man$$sec/$$(basename $$page); \
 	done
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+	           $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(RELEASE)/sasl-xoauth2-tool completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sasl-xoauth2-tool
+	$(RELEASE)/sasl-xoauth2-tool completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_sasl-xoauth2-tool
+	$(RELEASE)/sasl-xoauth2-tool completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sasl-xoauth2-tool.fish
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/sasl-xoauth2.conf ]; then \
 	  install -D -m 0600 docs/sasl-xoauth2.conf.example $(DESTDIR)$(SYSCONFDIR)/sasl-xoauth2.conf; \
 	fi
