@@ -11,6 +11,8 @@ pub const NOINPUT: i32 = 66;
 /// The provider refused for good (invalid_grant, invalid_client, ...):
 /// someone has to re-authorise.
 pub const UNAVAILABLE: i32 = 69;
+/// An internal error (a panic); a bug to report.
+pub const SOFTWARE: i32 = 70;
 /// The sandbox could not be set up as the config requires.
 pub const OSERR: i32 = 71;
 /// The new token file could not be written.
@@ -30,6 +32,7 @@ pub fn describe(code: i32) -> &'static str {
         DATAERR => "token file invalid",
         NOINPUT => "token file unreadable",
         UNAVAILABLE => "provider refused; re-authorisation needed",
+        SOFTWARE => "internal error (please report it)",
         OSERR => "sandbox setup failed",
         CANTCREAT => "cannot write token file",
         TEMPFAIL => "temporary failure",

@@ -50,15 +50,15 @@ impl Helper {
         })
     }
 
-    fn args(token: &Path, force: bool) -> Vec<CString> {
+    fn args(token: &Path, rejected: Option<&str>) -> Vec<CString> {
         use std::os::unix::ffi::OsStrExt;
         let mut args = vec![
             c"sasl-xoauth2-refresh".to_owned(),
             c"--config-fd".to_owned(),
             c"0".to_owned(),
         ];
-        if force {
-            args.push(c"--force".to_owned());
+        if let Some(fp) = rejected.and_then(|fp| CString::new(fp).ok()) {
+            args.extend([c"--force".to_owned(), c"--if-access-token".to_owned(), fp]);
         }
         args.push(c"--".to_owned());
         args.push(CString::new(token.as_os_str().as_bytes()).unwrap_or_default());
@@ -67,11 +67,11 @@ impl Helper {
 }
 
 impl Refresher for Helper {
-    fn refresh_now(&self, token: &Path, force: bool) -> Result<String, String> {
+    fn refresh_now(&self, token: &Path) -> Result<String, String> {
         // A little past refresh_timeout, which the helper enforces on itself,
         // so that we normally get its own explanation rather than silence.
         let wait = self.timeout + Duration::from_millis(500);
-        let done = spawn::run(&self.exec, &Self::args(token, force), &self.handoff, wait)
+        let done = spawn::run(&self.exec, &Self::args(token, None), &self.handoff, wait)
             .map_err(|e| format!("cannot start the refresh helper: {e}"))?;
         let status = status_line(&done.stdout, &done.stderr);
         match done.how {
@@ -94,13 +94,13 @@ impl Refresher for Helper {
         }
     }
 
-    fn refresh_in_background(&self, token: &Path, force: bool) -> Result<(), String> {
+    fn refresh_in_background(&self, token: &Path, rejected: Option<&str>) -> Result<(), String> {
         if spawn::lock_held(&lock_path(token)) {
             return Ok(()); // a refresh of this token is already running
         }
         spawn::run_detached(
             &self.exec,
-            &Self::args(token, force),
+            &Self::args(token, rejected),
             &self.handoff,
             self.timeout,
         )
@@ -192,18 +192,21 @@ mod tests {
 
     #[test]
     fn args_end_options_before_the_path() {
-        let a = Helper::args(Path::new("/t/-x"), true);
-        let a: Vec<_> = a.iter().map(|c| c.to_str().unwrap()).collect();
+        let args = |rejected| {
+            Helper::args(Path::new("/t/-x"), rejected)
+                .iter()
+                .map(|c| c.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            a,
-            [
-                "sasl-xoauth2-refresh",
-                "--config-fd",
-                "0",
-                "--force",
-                "--",
-                "/t/-x"
-            ]
+            args(None),
+            ["sasl-xoauth2-refresh", "--config-fd", "0", "--", "/t/-x"]
         );
+        let forced = args(Some("sha256:0123abcd"));
+        assert_eq!(
+            forced[3..6],
+            ["--force", "--if-access-token", "sha256:0123abcd"]
+        );
+        assert_eq!(forced[6..], ["--", "/t/-x"]);
     }
 }

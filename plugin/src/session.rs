@@ -15,9 +15,11 @@ use zeroize::Zeroizing;
 pub trait Refresher: Send + Sync {
     /// Refresh and wait (bounded by the config's `refresh_timeout`).
     /// Returns the helper's status line.
-    fn refresh_now(&self, token: &Path, force: bool) -> Result<String, String>;
-    /// Start a refresh that runs on after this call returns.
-    fn refresh_in_background(&self, token: &Path, force: bool) -> Result<(), String>;
+    fn refresh_now(&self, token: &Path) -> Result<String, String>;
+    /// Start a refresh that runs on after this call returns. With
+    /// `rejected`, the fingerprint of an access token the server refused:
+    /// refresh even if not due, unless the file already holds another one.
+    fn refresh_in_background(&self, token: &Path, rejected: Option<&str>) -> Result<(), String>;
 }
 
 /// What `sasl_client_plug_init` loaded, shared by all connections.
@@ -100,6 +102,8 @@ pub struct Session {
     pub trace: Trace,
     server: ServerInfo,
     token_path: Option<PathBuf>,
+    /// Fingerprint of the access token sent from the token file.
+    sent: Option<String>,
     global: Arc<Global>,
 }
 
@@ -111,6 +115,7 @@ impl Session {
             trace: Trace::new(global.log_mode()),
             server,
             token_path: None,
+            sent: None,
             global,
         }
     }
@@ -190,7 +195,7 @@ impl Session {
         match fresh {
             Freshness::Fresh => {}
             Freshness::Prefetch => {
-                let started = self.background_refresh(&path, false, now);
+                let started = self.background_refresh(&path, None, now);
                 self.trace
                     .note(sink, || format!("{name}: token near expiry{started}"));
             }
@@ -207,7 +212,7 @@ impl Session {
                 };
                 self.trace
                     .note(sink, || format!("{name}: token expired; refreshing"));
-                let status = r.refresh_now(&path, false).map_err(|e| {
+                let status = r.refresh_now(&path).map_err(|e| {
                     (
                         Failure::Temporary,
                         format!("token file {}: refresh failed: {e}", path.display()),
@@ -232,11 +237,12 @@ impl Session {
             .access_token
             .as_ref()
             .expect("a non-expired token has an access token");
+        self.sent = Some(access.fingerprint());
         let user = token.user.as_deref().unwrap_or(&creds.user);
         self.trace.note(sink, || {
             format!(
                 "{name}: user {user}: sending access token {}",
-                access.fingerprint()
+                self.sent.as_deref().unwrap_or_default()
             )
         });
         Ok(self.mech.initial_response(user, access, &self.server))
@@ -277,7 +283,8 @@ impl Session {
                 self.state = State::Rejected;
                 let mut msg = format!("{name}: {e}");
                 if let Some(path) = self.token_path.clone().filter(|_| e.token_rejected()) {
-                    msg.push_str(&self.background_refresh(&path, true, now));
+                    let rejected = self.sent.clone();
+                    msg.push_str(&self.background_refresh(&path, rejected.as_deref(), now));
                 }
                 self.trace.fail(sink, &msg);
                 Outcome::Send(Zeroizing::new(self.mech.error_ack().to_vec()))
@@ -295,7 +302,7 @@ impl Session {
     /// Start a background refresh, at most once a minute per token file (per
     /// process), so that neither a token in its prefetch window nor a server
     /// rejecting tokens makes us hammer the provider. Returns a note for the log.
-    fn background_refresh(&self, path: &Path, force: bool, now: i64) -> String {
+    fn background_refresh(&self, path: &Path, rejected: Option<&str>, now: i64) -> String {
         let Some(r) = &self.global.refresher else {
             return format!("; {}", self.no_refresher());
         };
@@ -310,8 +317,8 @@ impl Session {
             }
             last.insert(path.to_path_buf(), now);
         }
-        match r.refresh_in_background(path, force) {
-            Ok(()) if force => {
+        match r.refresh_in_background(path, rejected) {
+            Ok(()) if rejected.is_some() => {
                 "; forced refresh started, the next attempt will use a new token".into()
             }
             Ok(()) => "; background refresh started".into(),

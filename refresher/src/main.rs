@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 /// Exit code for a bug (a panic): sysexits' EX_SOFTWARE.
-const SOFTWARE: u8 = 70;
+const SOFTWARE: u8 = common::exit::SOFTWARE as u8;
 
 fn main() -> ExitCode {
     let request = match refresher::cli::parse(std::env::args_os()) {

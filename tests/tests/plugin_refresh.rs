@@ -236,8 +236,9 @@ fn hung_endpoint_fails_within_refresh_timeout_and_leaves_no_process() {
     assert_eq!(std::fs::read(&token).unwrap(), original, "file untouched");
     assert_eq!(counter(&run, "children"), 0);
     // The helper bounds itself by refresh_timeout; nobody kills it early.
-    wait_for("the helper to give up", Duration::from_secs(5), || helpers_running(&s.dir) == 0);
-    eprintln!("{:?}", run.log());
+    wait_for("the helper to give up", Duration::from_secs(5), || {
+        helpers_running(&s.dir) == 0
+    });
 }
 
 #[test]
