@@ -156,6 +156,16 @@ impl Config {
     }
 }
 
+/// Where the config is read from: `$SASL_XOAUTH2_CONFIG` when set and
+/// non-empty, except in secure-execution mode (`secure`, from AT_SECURE),
+/// where the environment must not choose it, like libsasl2's `SASL_PATH`.
+pub fn config_path(secure: bool, env: Option<std::ffi::OsString>) -> PathBuf {
+    match env {
+        Some(p) if !secure && !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(crate::DEFAULT_CONFIG_PATH),
+    }
+}
+
 /// The known key closest to `key` in edit distance, if close enough to be a
 /// likely typo.
 pub fn nearest_known_key(key: &str) -> Option<&'static str> {
@@ -315,6 +325,24 @@ mod tests {
     fn json_error_does_not_quote_input() {
         let e = parse(r#"{"client_secret": "hunter2-secret" "#).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn env_override_ignored_when_secure() {
+        let env = Some(std::ffi::OsString::from("/tmp/x.conf"));
+        assert_eq!(
+            config_path(false, env.clone()),
+            PathBuf::from("/tmp/x.conf")
+        );
+        assert_eq!(
+            config_path(true, env),
+            PathBuf::from(crate::DEFAULT_CONFIG_PATH)
+        );
+        let empty = Some(std::ffi::OsString::new());
+        assert_eq!(
+            config_path(false, empty),
+            PathBuf::from(crate::DEFAULT_CONFIG_PATH)
+        );
     }
 
     #[test]

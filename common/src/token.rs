@@ -49,6 +49,17 @@ pub struct TokenFile {
     fields: Map<String, Value>,
 }
 
+/// The lock file that serialises refreshes of `token`: `.<name>.lock` in
+/// the same directory (never the token itself, which a refresh replaces by
+/// rename). The helper takes it exclusively; the plugin only probes it.
+pub fn lock_path(token: &Path) -> std::path::PathBuf {
+    let name = token
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    token.with_file_name(format!(".{name}.lock"))
+}
+
 impl std::fmt::Debug for TokenFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenFile")
@@ -208,6 +219,14 @@ mod tests {
 
     fn parse(s: &str) -> Result<TokenFile, FileError> {
         TokenFile::parse(s.as_bytes(), Path::new(P))
+    }
+
+    #[test]
+    fn lock_file_sits_beside_the_token() {
+        assert_eq!(
+            lock_path(Path::new("/etc/tokens/a@b.json")),
+            Path::new("/etc/tokens/.a@b.json.lock")
+        );
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl Refresher for Helper {
     }
 
     fn refresh_in_background(&self, token: &Path, rejected: Option<&str>) -> Result<(), String> {
-        if spawn::lock_held(&lock_path(token)) {
+        if spawn::lock_held(&common::token::lock_path(token)) {
             return Ok(()); // a refresh of this token is already running
         }
         spawn::run_detached(
@@ -106,16 +106,6 @@ impl Refresher for Helper {
         )
         .map_err(|e| format!("cannot start the refresh helper: {e}"))
     }
-}
-
-/// The helper's lock file for `token` (kept in step with the helper's
-/// `lock::lock_path`).
-pub fn lock_path(token: &Path) -> PathBuf {
-    let name = token
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    token.with_file_name(format!(".{name}.lock"))
 }
 
 /// The helper's one-line status (stdout), or the last stderr line.
@@ -168,14 +158,6 @@ fn read_ca(config: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_path_matches_the_helper_convention() {
-        assert_eq!(
-            lock_path(Path::new("/etc/tokens/a@b.json")),
-            PathBuf::from("/etc/tokens/.a@b.json.lock")
-        );
-    }
 
     #[test]
     fn status_line_prefers_stdout_and_strips_controls() {

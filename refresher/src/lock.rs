@@ -29,14 +29,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The lock file that guards `token_path`.
-pub fn lock_path(token_path: &Path) -> PathBuf {
-    let name = token_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    token_path.with_file_name(format!(".{name}.lock"))
-}
+pub use common::token::lock_path;
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]

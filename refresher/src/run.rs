@@ -22,7 +22,7 @@
 //! get-token). Once the rename happened, the file holds the new token.
 
 use crate::error::{Failure, ProviderFailure};
-use crate::http::{Client, Endpoint, ProxySpec, Route, TransportError, Trust};
+use crate::http::{Client, Endpoint, ProxySpec, Resolved, Route, TransportError, Trust};
 use crate::oauth::{self, Granted, Reaction};
 use crate::sandbox::{self, Policy};
 use crate::store::{FileMeta, PendingFile};
@@ -179,6 +179,13 @@ pub struct Loaded {
     ca_pem: Option<Zeroizing<String>>,
 }
 
+impl Loaded {
+    /// The parsed configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
 impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loaded")
@@ -195,10 +202,10 @@ pub fn load_config(src: &ConfigSource) -> Result<Loaded, Failure> {
     let path = match src {
         ConfigSource::Fd(fd) => return load_handoff(*fd),
         ConfigSource::Path(p) => p.clone(),
-        ConfigSource::Default => match std::env::var_os(common::CONFIG_ENV) {
-            Some(p) if !p.is_empty() && !crate::sys::secure_execution() => PathBuf::from(p),
-            _ => PathBuf::from(common::DEFAULT_CONFIG_PATH),
-        },
+        ConfigSource::Default => common::config::config_path(
+            crate::sys::secure_execution(),
+            std::env::var_os(common::CONFIG_ENV),
+        ),
     };
     let config = Config::load(&path).map_err(Failure::ConfigFile)?;
     Ok(Loaded {
@@ -459,31 +466,8 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
 
     // Everything that can fail without the network fails here, before the
     // provider consumes (and possibly rotates) the refresh token.
-    let body = oauth::form_body(&settings, cur.token.refresh_token.as_ref()).map_err(|err| {
-        Failure::Request {
-            err,
-            token: path.to_path_buf(),
-            config: config.path.clone(),
-        }
-    })?;
-    let in_config = |e: String| {
-        Failure::Config(format!(
-            "{e} (in {} or {})",
-            config.path.display(),
-            path.display()
-        ))
-    };
-    let endpoint = Endpoint::parse(&settings.token_endpoint).map_err(in_config)?;
-    let proxy = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Some(ProxySpec::parse(p).map_err(in_config)?),
-        None => None,
-    };
-    let route = Route { endpoint, proxy };
-    let trust = load_trust(&loaded, &cur.token, &settings)?;
-    let resolved = route.resolve().map_err(|e| Failure::Resolve {
-        host: route.connect_host().0.to_string(),
-        err: e.to_string(),
-    })?;
+    let prepared = prepare_request(&loaded, &cur.token, &settings, path)?;
+    let resolved = prepared.resolve()?;
     let pending =
         PendingFile::create(path, cur.meta, cur.meta.len + 8192).map_err(|err| Failure::Store {
             err,
@@ -497,29 +481,23 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
             crate::sys::euid()
         ));
     }
-    let client = Client::new(&route, resolved, &trust);
-    let policy = sandbox_policy(path, route.connect_host().1, config.sandbox);
+    let client = Client::new(&prepared.route, resolved, &prepared.trust);
+    let policy = sandbox_policy(path, prepared.route.connect_host().1, config.sandbox);
     let report = sandbox::lock_down(&policy).map_err(Failure::Sandbox)?;
-    diag(format_args!("{report}; trusting {}", trust.describe()));
+    diag(format_args!(
+        "{report}; trusting {}",
+        prepared.trust.describe()
+    ));
 
-    let secrets: Vec<&Secret> = [
-        cur.token.refresh_token.as_ref(),
-        Some(&settings.client_secret),
-        cur.token.access_token.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let granted = exchange(
+    let granted = prepared.send(
         &client,
-        &route,
-        &body,
+        &cur.token,
+        &settings,
         deadline,
         budget,
-        &secrets,
-        &ctx(req, config, &settings),
+        &ctx(path, config, &settings),
     )?;
-    drop(body);
+    drop(prepared);
 
     let expiry = unix_now().saturating_add(granted.expires_in);
     let bytes = cur.token.refreshed(
@@ -542,6 +520,133 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     ))
 }
 
+/// The token request, built from the config and the token file without
+/// touching the network: the form body, where to send it and whom to
+/// trust. Everything that can fail before the provider is asked fails while
+/// building it. Shared by the refresh, `--check` (offline: build only;
+/// `--online`: build and send) and the tool's test-token-refresh, so all
+/// of them send exactly the same request.
+pub struct Prepared {
+    body: Zeroizing<String>,
+    pub route: Route,
+    pub trust: Trust,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("route", &self.route)
+            .field("trust", &self.trust.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Build the request for `token` (read from `token_path`) with `settings`
+/// (from [`Settings::resolve`]): body, endpoint, proxy, trust roots.
+pub fn prepare_request(
+    loaded: &Loaded,
+    token: &TokenFile,
+    settings: &Settings,
+    token_path: &Path,
+) -> Result<Prepared, Failure> {
+    let config = &loaded.config;
+    let body = oauth::form_body(settings, token.refresh_token.as_ref()).map_err(|err| {
+        Failure::Request {
+            err,
+            token: token_path.to_path_buf(),
+            config: config.path.clone(),
+        }
+    })?;
+    let in_config = |e: String| {
+        Failure::Config(format!(
+            "{e} (in {} or {})",
+            config.path.display(),
+            token_path.display()
+        ))
+    };
+    let endpoint = Endpoint::parse(&settings.token_endpoint).map_err(in_config)?;
+    let proxy = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(ProxySpec::parse(p).map_err(in_config)?),
+        None => None,
+    };
+    let route = Route { endpoint, proxy };
+    let trust = load_trust(loaded, token, settings)?;
+    Ok(Prepared { body, route, trust })
+}
+
+impl Prepared {
+    /// Resolve the host we connect to (the endpoint's, or the proxy's).
+    pub fn resolve(&self) -> Result<Resolved, Failure> {
+        self.route.resolve().map_err(|e| Failure::Resolve {
+            host: self.route.connect_host().0.to_string(),
+            err: e.to_string(),
+        })
+    }
+
+    /// POST the request (one retry on 5xx/network errors within the budget).
+    fn send(
+        &self,
+        client: &Client,
+        token: &TokenFile,
+        settings: &Settings,
+        deadline: Instant,
+        budget: Duration,
+        ctx: &Ctx,
+    ) -> Result<Granted, Failure> {
+        let secrets: Vec<&Secret> = [
+            token.refresh_token.as_ref(),
+            Some(&settings.client_secret),
+            token.access_token.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        exchange(
+            client,
+            &self.route,
+            &self.body,
+            deadline,
+            budget,
+            &secrets,
+            ctx,
+        )
+    }
+}
+
+/// One token request for `token` exactly as a refresh sends it (same body,
+/// trust, route, retry and time budget), but without the lock, the sandbox
+/// or writing anything: the caller gets the provider's answer and decides
+/// what to tell. `before_send` runs after everything is prepared and the
+/// address resolved, right before the request (where a refresh locks down);
+/// `--check --online` uses it to drop root privileges.
+///
+/// A provider that rotates refresh tokens may invalidate the one in the file
+/// when it answers ([`Granted::refresh_token`] is then `Some`): the caller
+/// must say so, since the new one is not stored.
+pub fn request_without_storing(
+    loaded: &Loaded,
+    token_path: &Path,
+    token: &TokenFile,
+    before_send: impl FnOnce() -> Result<(), Failure>,
+) -> Result<Granted, Failure> {
+    let config = &loaded.config;
+    let budget = Duration::from_secs(config.refresh_timeout().max(1));
+    let deadline = Instant::now() + budget;
+    let settings = Settings::resolve(config, token);
+    let prepared = prepare_request(loaded, token, &settings, token_path)?;
+    let resolved = prepared.resolve()?;
+    before_send()?;
+    let client = Client::new(&prepared.route, resolved, &prepared.trust);
+    prepared.send(
+        &client,
+        token,
+        &settings,
+        deadline,
+        budget,
+        &ctx(token_path, config, &settings),
+    )
+}
+
 /// What error messages need to know about this refresh.
 struct Ctx {
     token: PathBuf,
@@ -549,9 +654,9 @@ struct Ctx {
     client_credentials: bool,
 }
 
-fn ctx(req: &Request, config: &Config, settings: &Settings) -> Ctx {
+fn ctx(token_path: &Path, config: &Config, settings: &Settings) -> Ctx {
     Ctx {
-        token: req.token_path.clone(),
+        token: token_path.to_path_buf(),
         config: config.path.clone(),
         client_credentials: settings.grant == Grant::ClientCredentials,
     }

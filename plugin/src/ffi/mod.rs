@@ -25,7 +25,8 @@ fn secure_execution() -> bool {
 
 /// Everything `sasl_client_plug_init` loads. Reads files only; never fails.
 pub(crate) fn load_global() -> Global {
-    let path = crate::config_path(secure_execution(), std::env::var_os(common::CONFIG_ENV));
+    let path =
+        common::config::config_path(secure_execution(), std::env::var_os(common::CONFIG_ENV));
     let bytes = common::fsread::read_capped(
         &path,
         common::error::FileKind::Config,
