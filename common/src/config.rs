@@ -95,11 +95,7 @@ pub struct Config {
 impl Config {
     /// Read and parse the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, FileError> {
-        let bytes = zeroize::Zeroizing::new(crate::fsread::read_capped(
-            path,
-            FileKind::Config,
-            crate::MAX_FILE_SIZE,
-        )?);
+        let bytes = crate::fsread::read_file(path, FileKind::Config)?;
         Config::parse(&bytes, path)
     }
 

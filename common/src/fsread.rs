@@ -39,6 +39,12 @@ pub fn read_capped(path: &Path, kind: FileKind, cap: u64) -> Result<Vec<u8>, Fil
     read_all_capped(file, cap).map_err(|p| FileError::new(kind, path, p))
 }
 
+/// Read a config or token file (at most [`crate::MAX_FILE_SIZE`] bytes)
+/// into memory that is wiped when dropped.
+pub fn read_file(path: &Path, kind: FileKind) -> Result<zeroize::Zeroizing<Vec<u8>>, FileError> {
+    read_capped(path, kind, crate::MAX_FILE_SIZE).map(zeroize::Zeroizing::new)
+}
+
 /// Read at most `cap` bytes from `r`; more is [`Problem::TooLarge`].
 pub fn read_all_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, Problem> {
     let mut buf = Vec::new();

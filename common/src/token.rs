@@ -88,11 +88,7 @@ impl TokenFile {
     /// Read and parse the token file at `path` (no symlinks, regular file,
     /// at most [`crate::MAX_FILE_SIZE`] bytes).
     pub fn load(path: &Path) -> Result<TokenFile, FileError> {
-        let bytes = Zeroizing::new(crate::fsread::read_capped(
-            path,
-            FileKind::Token,
-            crate::MAX_FILE_SIZE,
-        )?);
+        let bytes = crate::fsread::read_file(path, FileKind::Token)?;
         TokenFile::parse(&bytes, path)
     }
 

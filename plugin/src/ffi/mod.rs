@@ -27,12 +27,7 @@ fn secure_execution() -> bool {
 pub(crate) fn load_global() -> Global {
     let path =
         common::config::config_path(secure_execution(), std::env::var_os(common::CONFIG_ENV));
-    let bytes = common::fsread::read_capped(
-        &path,
-        common::error::FileKind::Config,
-        common::MAX_FILE_SIZE,
-    )
-    .map(zeroize::Zeroizing::new);
+    let bytes = common::fsread::read_file(&path, common::error::FileKind::Config);
     let config = bytes
         .as_ref()
         .map_err(Clone::clone)
