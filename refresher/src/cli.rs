@@ -1,6 +1,9 @@
 //! The command line: `sasl-xoauth2-refresh [--config PATH | --config-fd N]
-//! [--force] [--if-access-token sha256:XXXXXXXX] TOKEN_PATH`.
+//! [--force] [--if-access-token sha256:XXXXXXXX] TOKEN_PATH`, or
+//! `sasl-xoauth2-refresh --check TOKEN_PATH [--config PATH] [--online]
+//! [--json] [--postfix-config DIR]`.
 
+use crate::check::CheckRequest;
 use crate::run::{ConfigSource, Request};
 use clap::Parser;
 use std::ffi::OsString;
@@ -33,9 +36,35 @@ struct Cli {
     #[arg(long, value_name = "sha256:XXXXXXXX")]
     if_access_token: Option<String>,
 
-    /// The token file to refresh.
+    /// Diagnose the setup for TOKEN_PATH instead of refreshing it: config,
+    /// token file, owner and mode, Postfix (chroot, plugin, mechanisms),
+    /// SELinux/AppArmor, sandbox, helper. Writes nothing. Exit 0 all ok,
+    /// 1 warnings, 2 failures.
+    #[arg(long, conflicts_with_all = ["config_fd", "force", "if_access_token"])]
+    check: bool,
+
+    /// With --check: also make one real token request (nothing is written).
+    #[arg(long, requires = "check")]
+    online: bool,
+
+    /// With --check: print one JSON object instead of text lines.
+    #[arg(long, requires = "check")]
+    json: bool,
+
+    /// With --check: the Postfix configuration directory (postconf -c DIR).
+    #[arg(long, value_name = "DIR", requires = "check")]
+    postfix_config: Option<PathBuf>,
+
+    /// The token file to refresh (or to check).
     #[arg(value_name = "TOKEN_PATH")]
     token_path: PathBuf,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Refresh(Request),
+    Check(CheckRequest),
 }
 
 /// What to do when the command line cannot be used: text for stdout and
@@ -47,8 +76,25 @@ pub struct Early {
     pub code: i32,
 }
 
-/// Parse the command line.
+/// Parse a refresh command line (`--check` is a usage error here; see
+/// [`parse_command`]).
 pub fn parse<I, T>(args: I) -> Result<Request, Early>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match parse_command(args)? {
+        Command::Refresh(r) => Ok(r),
+        Command::Check(_) => Err(Early {
+            stdout: "error: --check is not a refresh\n".to_string(),
+            stderr: String::new(),
+            code: common::exit::USAGE,
+        }),
+    }
+}
+
+/// Parse the command line.
+pub fn parse_command<I, T>(args: I) -> Result<Command, Early>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -74,7 +120,7 @@ where
                         .to_string();
                     Early {
                         stdout: format!(
-                            "error: {first}; usage: sasl-xoauth2-refresh [--config PATH | --config-fd N] [--force] TOKEN_PATH\n"
+                            "error: {first}; usage: sasl-xoauth2-refresh [--config PATH | --config-fd N] [--force] TOKEN_PATH, or sasl-xoauth2-refresh --check TOKEN_PATH [--config PATH] [--online] [--json] [--postfix-config DIR]\n"
                         ),
                         stderr: text,
                         code: common::exit::USAGE,
@@ -83,6 +129,15 @@ where
             });
         }
     };
+    if cli.check {
+        return Ok(Command::Check(CheckRequest {
+            token_path: cli.token_path,
+            config: cli.config,
+            online: cli.online,
+            json: cli.json,
+            postfix_config: cli.postfix_config,
+        }));
+    }
     if let Some(fp) = &cli.if_access_token {
         if !is_fingerprint(fp) {
             return Err(Early {
@@ -98,12 +153,12 @@ where
         (None, Some(fd)) => ConfigSource::Fd(fd),
         (None, None) => ConfigSource::Default,
     };
-    Ok(Request {
+    Ok(Command::Refresh(Request {
         config,
         force: cli.force,
         if_access_token: cli.if_access_token,
         token_path: cli.token_path,
-    })
+    }))
 }
 
 fn is_fingerprint(s: &str) -> bool {
@@ -150,5 +205,51 @@ mod tests {
         let e = parse(["x", "--help"]).unwrap_err();
         assert_eq!(e.code, 0);
         assert!(e.stdout.contains("--config-fd"));
+        assert!(e.stdout.contains("--check"));
+    }
+
+    #[test]
+    fn check_command_line() {
+        let Command::Check(c) = parse_command([
+            "x",
+            "--check",
+            "/t",
+            "--config",
+            "/c",
+            "--online",
+            "--json",
+            "--postfix-config",
+            "/p",
+        ])
+        .unwrap() else {
+            panic!("not a check")
+        };
+        assert_eq!(c.token_path, PathBuf::from("/t"));
+        assert_eq!(c.config.as_deref(), Some(std::path::Path::new("/c")));
+        assert!(c.online && c.json);
+        assert_eq!(
+            c.postfix_config.as_deref(),
+            Some(std::path::Path::new("/p"))
+        );
+        let Command::Check(c) = parse_command(["x", "/t", "--check"]).unwrap() else {
+            panic!("not a check")
+        };
+        assert!(!c.online && !c.json && c.config.is_none());
+        for bad in [
+            vec!["x", "--online", "/t"],
+            vec!["x", "--json", "/t"],
+            vec!["x", "--postfix-config", "/p", "/t"],
+            vec!["x", "--check", "--force", "/t"],
+            vec!["x", "--check", "--config-fd", "0", "/t"],
+            vec!["x", "--check"],
+        ] {
+            let e = parse_command(bad.clone()).unwrap_err();
+            assert_eq!(e.code, common::exit::USAGE, "{bad:?}");
+            assert_eq!(e.stdout.lines().count(), 1, "{}", e.stdout);
+        }
+        assert_eq!(
+            parse(["x", "--check", "/t"]).unwrap_err().code,
+            common::exit::USAGE
+        );
     }
 }

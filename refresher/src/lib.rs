@@ -9,7 +9,9 @@
 //! * [`privdrop`]: a root-started refresh becomes the token's owner.
 //! * [`run`]: the orchestration, exit codes and status line.
 //! * [`sandbox`]: confinement (no_new_privs, capabilities, landlock, seccomp).
+//! * [`check`]: `--check`, the diagnosis of a whole setup.
 
+pub mod check;
 pub mod cli;
 pub mod error;
 pub mod http;

@@ -2,6 +2,10 @@
 //!
 //! Prints exactly one status line on stdout (`ok: ...` or `error: ...`),
 //! diagnostics on stderr, and exits with a code from `common::exit`.
+//!
+//! `sasl-xoauth2-refresh --check TOKEN_PATH ...` diagnoses instead (see
+//! refresher/src/check.rs): one line per check, exit 0/1/2. It runs with
+//! the caller's privileges and skips `harden_process`: it writes nothing.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,8 +14,14 @@ use std::process::ExitCode;
 const SOFTWARE: u8 = common::exit::SOFTWARE as u8;
 
 fn main() -> ExitCode {
-    let request = match refresher::cli::parse(std::env::args_os()) {
-        Ok(r) => r,
+    let request = match refresher::cli::parse_command(std::env::args_os()) {
+        Ok(refresher::cli::Command::Refresh(r)) => r,
+        Ok(refresher::cli::Command::Check(c)) => {
+            let report = refresher::check::run(&c);
+            print!("{}", refresher::check::render(&c, &report));
+            let _ = std::io::stdout().flush();
+            return code(report.exit_code());
+        }
         Err(early) => {
             print!("{}", early.stdout);
             eprint!("{}", early.stderr);
