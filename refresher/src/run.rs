@@ -180,6 +180,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// A configuration read from a file by the caller; CA files it names are
+    /// read when a request is prepared.
+    pub fn from_config(config: Config) -> Loaded {
+        Loaded {
+            config,
+            ca_pem: None,
+        }
+    }
+
     /// The parsed configuration.
     pub fn config(&self) -> &Config {
         &self.config

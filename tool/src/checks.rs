@@ -7,21 +7,15 @@ use crate::explain::{self, Stage};
 use crate::oauth::ProviderError;
 use crate::providers::Provider;
 use common::config::nearest_known_key;
-use common::{Config, Secret, Settings, TokenFile};
+use common::{Config, Settings, TokenFile};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// `--config-file`, else `$SASL_XOAUTH2_CONFIG`, else the default path.
 /// (The tool is not setuid, so the environment may choose.)
 pub fn config_path(arg: Option<&Path>) -> PathBuf {
-    if let Some(p) = arg {
-        return p.to_path_buf();
-    }
-    match std::env::var_os(common::CONFIG_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(common::DEFAULT_CONFIG_PATH),
-    }
+    arg.map(Path::to_path_buf)
+        .unwrap_or_else(|| common::config::config_path(false, std::env::var_os(common::CONFIG_ENV)))
 }
 
 /// Things worth knowing about a config that loads. Pure.
@@ -90,7 +84,7 @@ pub fn test_token_refresh(token_path: &Path, config_arg: Option<&Path>) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    match refresh_once(&config, &token, token_path) {
+    match refresh_once(config, &token, token_path) {
         Ok(detail) => {
             eprintln!("sasl-xoauth2: {detail}");
             println!("Token refresh succeeded.");
@@ -104,57 +98,21 @@ pub fn test_token_refresh(token_path: &Path, config_arg: Option<&Path>) -> ExitC
     }
 }
 
-/// One refresh with the token file's settings, through the helper's own
-/// code (the `refresher` library: request body, HTTPS transport, response
-/// parsing); the file is never written and no secret is returned. `Ok`
-/// holds a one-line summary (fingerprints only), `Err` the reason with its
-/// fix.
-//
-// CALL SITE: the refresher library exposes its building blocks but not yet
-// one "refresh without storing" function; the few lines of orchestration
-// below (no lock, no sandbox, no retry, nothing written) should become a
-// single call to it once it exists.
-fn refresh_once(config: &Config, token: &TokenFile, path: &Path) -> Result<String, String> {
-    use refresher::http::{Client, Endpoint, ProxySpec, Route};
-    use refresher::oauth::{self, ResponseError};
+/// One refresh request with the token file's settings, made by the
+/// helper's own code (`refresher::run::request_without_storing`: same body,
+/// trust, route, retry and time budget), without the lock or the sandbox,
+/// and never writing the file. `Ok` holds a one-line summary (fingerprints
+/// only), `Err` the reason with its fix.
+fn refresh_once(config: Config, token: &TokenFile, path: &Path) -> Result<String, String> {
+    use refresher::error::Failure;
+    use refresher::oauth::ResponseError;
 
-    let settings = Settings::resolve(config, token);
-    let body = oauth::form_body(&settings, token.refresh_token.as_ref())
-        .map_err(|e| format!("{e} (in {} or {})", config.path.display(), path.display()))?;
-    let endpoint = Endpoint::parse(&settings.token_endpoint).map_err(|e| {
-        format!(
-            "{e} (set in {} or {})",
-            config.path.display(),
-            path.display()
-        )
-    })?;
-    let proxy = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Some(ProxySpec::parse(p)?),
-        None => None,
-    };
-    let route = Route { endpoint, proxy };
-    let trust = trust(&settings)?;
-    let host = route.endpoint.display_host();
-    let resolved = route
-        .resolve()
-        .map_err(|e| format!("cannot resolve {}: {e}", route.connect_host().0))?;
-    let client = Client::new(&route, resolved, &trust);
-    let budget = Duration::from_secs(config.refresh_timeout().max(1));
-    let reply = client
-        .post_form(&route.endpoint.url, body.as_bytes(), budget)
-        .map_err(|e| format!("{host}: {e} (trusting {})", trust.describe()))?;
-    let secrets: Vec<&Secret> = [
-        token.refresh_token.as_ref(),
-        Some(&settings.client_secret),
-        token.access_token.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match oauth::parse_response(reply.status, &reply.body, &secrets) {
+    let endpoint = Settings::resolve(&config, token).token_endpoint;
+    let loaded = refresher::run::Loaded::from_config(config);
+    match refresher::run::request_without_storing(&loaded, path, token, || Ok(())) {
         Ok(g) => {
             let mut s = format!(
-                "{host} issued a new access token ({}, expires in {} s); {} was not changed",
+                "the endpoint issued a new access token ({}, expires in {} s); {} was not changed",
                 g.access_token.fingerprint(),
                 g.expires_in,
                 path.display()
@@ -162,67 +120,39 @@ fn refresh_once(config: &Config, token: &TokenFile, path: &Path) -> Result<Strin
             if g.refresh_token.is_some() {
                 s.push_str(
                     "; the provider also sent a new refresh token, which this test does not \
-                     keep (the helper will store its own on the next refresh)",
+                     keep: run `sasl-xoauth2-refresh --force` on the file now, in case the \
+                     provider has invalidated the old one",
                 );
             }
             Ok(s)
         }
-        Err(ResponseError::OAuth {
-            status,
-            error,
-            description,
-        }) => {
-            let provider = if settings.token_endpoint.contains("google") {
-                Provider::Google
-            } else {
-                Provider::Microsoft
-            };
-            let e = ProviderError {
+        Err(Failure::Provider(p)) => match &p.err {
+            ResponseError::OAuth {
                 status,
-                aadsts: description.as_deref().and_then(crate::oauth::aadsts_in),
                 error,
                 description,
-            };
-            Err(format!(
-                "{host}: {}",
-                explain::render(provider, Stage::Refresh, &e)
-            ))
-        }
-        Err(other) => Err(format!("{host}: {other}")),
-    }
-}
-
-/// The CAs the helper would trust: the token file's or config's
-/// ca_bundle_file / ca_certs_dir, else the built-in roots.
-fn trust(settings: &Settings) -> Result<refresher::http::Trust, String> {
-    use refresher::http::Trust;
-    let file = settings.ca_bundle_file.as_deref().filter(|f| !f.is_empty());
-    let dir = settings.ca_certs_dir.as_deref().filter(|d| !d.is_empty());
-    if file.is_none() && dir.is_none() {
-        return Ok(Trust::BuiltIn);
-    }
-    let mut pem = Vec::new();
-    let mut sources = Vec::new();
-    if let Some(f) = file {
-        pem.extend(std::fs::read(f).map_err(|e| format!("ca_bundle_file {f}: {e}"))?);
-        sources.push(f.to_string());
-    }
-    if let Some(d) = dir {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(d)
-            .map_err(|e| format!("ca_certs_dir {d}: {e}"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        names.sort();
-        for p in names {
-            if let Ok(b) = std::fs::read(&p) {
-                pem.extend(b);
-                pem.push(b'\n');
+            } => {
+                let provider = if endpoint.contains("google") {
+                    Provider::Google
+                } else {
+                    Provider::Microsoft
+                };
+                let e = ProviderError {
+                    status: *status,
+                    aadsts: description.as_deref().and_then(crate::oauth::aadsts_in),
+                    error: error.clone(),
+                    description: description.clone(),
+                };
+                Err(format!(
+                    "{}: {}",
+                    p.host,
+                    explain::render(provider, Stage::Refresh, &e)
+                ))
             }
-        }
-        sources.push(d.to_string());
+            _ => Err(Failure::Provider(p).to_string()),
+        },
+        Err(other) => Err(other.to_string()),
     }
-    Trust::from_pem(&pem, &sources.join(" + "))
 }
 
 #[cfg(test)]
