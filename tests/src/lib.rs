@@ -5,3 +5,5 @@
 pub mod bins;
 pub mod provider;
 pub mod sasl;
+pub mod postfix;
+pub mod smtp;
