@@ -70,10 +70,9 @@ impl Global {
 /// How an exchange failed, which decides the SASL result code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Config or token file unusable: the admin must act.
-    Setup,
-    /// Refresh failed for a reason that may pass (network, provider 5xx).
-    Temporary,
+    /// No usable token here (config, token file, refresh): logged with the
+    /// reason and the fix; the mail client retries later (Postfix defers).
+    Local,
     /// The server did something out of protocol.
     Protocol,
 }
@@ -150,7 +149,7 @@ impl Session {
             // Not a path: the password is the bearer token itself.
             if pw.is_empty() {
                 return Err((
-                    Failure::Setup,
+                    Failure::Local,
                     "empty password: give a token file path (starting with /) or a bearer token"
                         .into(),
                 ));
@@ -172,8 +171,8 @@ impl Session {
         let config = global
             .config
             .as_ref()
-            .map_err(|e| (Failure::Setup, e.to_string()))?;
-        let mut token = TokenFile::load(&path).map_err(|e| (Failure::Setup, e.to_string()))?;
+            .map_err(|e| (Failure::Local, e.to_string()))?;
+        let mut token = TokenFile::load(&path).map_err(|e| (Failure::Local, e.to_string()))?;
         self.protect_token(&token);
         let state = |t: &TokenFile| {
             policy::freshness(
@@ -202,7 +201,7 @@ impl Session {
             Freshness::Expired => {
                 let Some(r) = &global.refresher else {
                     return Err((
-                        Failure::Setup,
+                        Failure::Local,
                         format!(
                             "token file {}: access token expired and {}",
                             path.display(),
@@ -214,17 +213,17 @@ impl Session {
                     .note(sink, || format!("{name}: token expired; refreshing"));
                 let status = r.refresh_now(&path).map_err(|e| {
                     (
-                        Failure::Temporary,
+                        Failure::Local,
                         format!("token file {}: refresh failed: {e}", path.display()),
                     )
                 })?;
                 self.trace
                     .note(sink, || format!("{name}: helper: {status}"));
-                token = TokenFile::load(&path).map_err(|e| (Failure::Setup, e.to_string()))?;
+                token = TokenFile::load(&path).map_err(|e| (Failure::Local, e.to_string()))?;
                 self.protect_token(&token);
                 if state(&token) == Freshness::Expired {
                     return Err((
-                        Failure::Temporary,
+                        Failure::Local,
                         format!(
                             "token file {}: still expired after the refresh helper ran",
                             path.display()

@@ -16,7 +16,9 @@ pub fn profile_dir() -> PathBuf {
 }
 
 /// A directory holding only `libsasl-xoauth2.so` (the freshly built plugin
-/// under its installed name), for `SASL_PATH`.
+/// under its installed name, as a symlink), for `SASL_PATH`. One fixed
+/// directory per profile: the link is replaced atomically, so concurrent
+/// test processes can share it and nothing piles up.
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -29,9 +31,12 @@ pub fn plugin_dir() -> &'static Path {
         .filter(|p| p.exists())
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .expect("libsasl_xoauth2.so not built: run `cargo build -p sasl-xoauth2-plugin`");
-        let dir = profile.join(format!("sasl-plugin-dir-{}", std::process::id()));
+        let dir = profile.join("sasl-plugin-dir");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(&built, dir.join("libsasl-xoauth2.so")).unwrap();
+        let tmp = dir.join(format!(".link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&built, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("libsasl-xoauth2.so")).unwrap();
         dir
     })
 }

@@ -216,8 +216,9 @@ unsafe extern "C" fn mech_step(
                 oparams.param_version = 0;
                 SASL_OK
             }
-            Outcome::Failed(Failure::Setup) => SASL_FAIL,
-            Outcome::Failed(Failure::Temporary) => SASL_TRYAGAIN,
+            // Not SASL_TRYAGAIN: Postfix would report its text "transient
+            // failure (e.g., weak key)"; our log line has the real reason.
+            Outcome::Failed(Failure::Local) => SASL_FAIL,
             Outcome::Failed(Failure::Protocol) => SASL_BADPROT,
         }
     })

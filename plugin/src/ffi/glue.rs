@@ -50,10 +50,14 @@ impl Sink for SaslLog {
         // SAFETY: non-NULL, and libsasl2 keeps utils valid until mech_free.
         let utils = unsafe { &*self.utils };
         let Some(log) = utils.log else { return };
+        // Trace notes are only emitted when the admin asked for them
+        // (always_log_to_syslog, log_full_trace_on_failure), and Postfix
+        // shows nothing below SASL_LOG_WARN unless smtp runs verbose, which
+        // would also log the AUTH line with the token. So notes go out as
+        // warnings.
         let level = match level {
             Level::Error => SASL_LOG_ERR,
-            Level::Warn => SASL_LOG_WARN,
-            Level::Note => SASL_LOG_NOTE,
+            Level::Warn | Level::Note => SASL_LOG_WARN,
         };
         let msg = CString::new(format!("sasl-xoauth2: {msg}").replace('\0', "\\0"))
             .expect("NULs were replaced");

@@ -11,13 +11,10 @@ pub type sasl_ssf_t = c_uint;
 pub const SASL_CONTINUE: c_int = 1;
 pub const SASL_OK: c_int = 0;
 pub const SASL_FAIL: c_int = -1;
-pub const SASL_NOMEM: c_int = -2;
 pub const SASL_BADPROT: c_int = -5;
 pub const SASL_BADPARAM: c_int = -7;
 pub const SASL_INTERACT: c_int = 2;
-pub const SASL_BADAUTH: c_int = -13;
 pub const SASL_BADVERS: c_int = -23;
-pub const SASL_TRYAGAIN: c_int = -8;
 
 pub const SASL_CB_AUTHNAME: c_ulong = 0x4002;
 pub const SASL_CB_PASS: c_ulong = 0x4004;
@@ -25,8 +22,6 @@ pub const SASL_CB_LIST_END: c_ulong = 0;
 
 pub const SASL_LOG_ERR: c_int = 1;
 pub const SASL_LOG_WARN: c_int = 3;
-pub const SASL_LOG_NOTE: c_int = 4;
-pub const SASL_LOG_DEBUG: c_int = 5;
 
 pub const SASL_SEC_NOPLAINTEXT: c_uint = 0x0001;
 pub const SASL_SEC_NOANONYMOUS: c_uint = 0x0010;
