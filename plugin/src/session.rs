@@ -185,11 +185,15 @@ impl Session {
         };
         let fresh = state(&token);
         self.trace.note(sink, || {
-            format!(
-                "{name}: token file {}: expiry {} ({fresh:?})",
-                path.display(),
-                token.expiry
-            )
+            let left = token.expiry.saturating_sub(now);
+            let when = match (fresh, token.access_token.is_some()) {
+                (_, false) => "holds no access token".to_string(),
+                (Freshness::Expired, _) if left <= 0 => format!("expired {} s ago", -left),
+                (Freshness::Expired, _) => format!("expires in {left} s, within refresh_window"),
+                (Freshness::Prefetch, _) => format!("expires in {left} s, within prefetch_window"),
+                (Freshness::Fresh, _) => format!("expires in {left} s"),
+            };
+            format!("{name}: token file {}: {when}", path.display())
         });
         match fresh {
             Freshness::Fresh => {}

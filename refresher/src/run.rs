@@ -522,10 +522,11 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         diag("the provider sent no expires_in; assumed 3600 s");
     }
     Ok(format!(
-        "refreshed {} (access token {}, expires in {} s)",
+        "refreshed {} (access token {}, expires in {} s; {})",
         path.display(),
         granted.access_token.fingerprint(),
-        granted.expires_in
+        granted.expires_in,
+        report.summary
     ))
 }
 
