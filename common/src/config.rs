@@ -165,12 +165,22 @@ pub fn config_path(secure: bool, env: Option<std::ffi::OsString>) -> PathBuf {
 /// The known key closest to `key` in edit distance, if close enough to be a
 /// likely typo.
 pub fn nearest_known_key(key: &str) -> Option<&'static str> {
-    KNOWN_KEYS
-        .iter()
-        .map(|(k, _)| (*k, edit_distance(key, k)))
-        .filter(|(_, d)| *d <= 3)
+    nearest(key, KNOWN_KEYS.iter().map(|(k, _)| *k), 3)
+}
+
+/// The candidate closest to `key` (case-insensitively) within `max_edits`.
+pub fn nearest<'a>(
+    key: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    max_edits: usize,
+) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (c, edit_distance(&key, c)))
+        .filter(|(_, d)| *d <= max_edits)
         .min_by_key(|(_, d)| *d)
-        .map(|(k, _)| k)
+        .map(|(c, _)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod secret;
 pub mod settings;
 pub mod token;
+pub mod urlenc;
 mod value;
 
 pub use config::Config;

@@ -87,40 +87,7 @@ pub fn form_body(
     if let Some(scope) = settings.scope.as_deref().filter(|s| !s.is_empty()) {
         pairs.push(("scope", scope));
     }
-    Ok(form_urlencode(&pairs))
-}
-
-/// `application/x-www-form-urlencoded` serialisation (WHATWG URL standard):
-/// ASCII letters, digits and `*-._` stay, space becomes `+`, every other byte
-/// of the UTF-8 encoding becomes `%XX`.
-pub fn form_urlencode(pairs: &[(&str, &str)]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        encode_into(&mut out, k);
-        out.push('=');
-        encode_into(&mut out, v);
-    }
-    out
-}
-
-fn encode_into(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
-        }
-    }
+    Ok(common::urlenc::form(&pairs))
 }
 
 /// What a successful token response gave us.
@@ -373,13 +340,6 @@ mod tests {
         let c = Config::parse(config.as_bytes(), Path::new("/c")).unwrap();
         let t = TokenFile::parse(token.as_bytes(), Path::new("/t")).unwrap();
         (Settings::resolve(&c, &t), t)
-    }
-
-    #[test]
-    fn encodes_like_a_browser_form() {
-        let b = form_urlencode(&[("a b", "x+y/z=&%é"), ("k", "A-z_0.9*~")]);
-        assert_eq!(b.as_str(), "a+b=x%2By%2Fz%3D%26%25%C3%A9&k=A-z_0.9*%7E");
-        assert_eq!(form_urlencode(&[]).as_str(), "");
     }
 
     #[test]

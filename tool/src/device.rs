@@ -7,7 +7,7 @@ use crate::explain::Stage;
 use crate::http::Http;
 use crate::oauth::{self, Poll, Tokens, SLOW_DOWN_STEP};
 use crate::providers::{Endpoints, Provider};
-use crate::urlenc;
+use common::urlenc;
 use common::Secret;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};

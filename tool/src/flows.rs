@@ -11,7 +11,7 @@ use crate::output::{NewTokens, Output, Target};
 use crate::pkce::{self, Pkce};
 use crate::prompt;
 use crate::providers::{self, Cloud, EndpointOverrides, Endpoints, Provider};
-use crate::urlenc;
+use common::urlenc;
 use common::Secret;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -12,7 +12,7 @@ use crate::explain::Stage;
 use crate::oauth::{aadsts_in, ProviderError};
 use crate::pkce::constant_time_eq;
 use crate::providers::Provider;
-use crate::urlenc;
+use common::urlenc;
 use common::Secret;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};

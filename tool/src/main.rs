@@ -16,7 +16,6 @@ mod output;
 mod pkce;
 mod prompt;
 mod providers;
-mod urlenc;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, Shell};

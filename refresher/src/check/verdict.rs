@@ -249,20 +249,6 @@ const TOKEN_FIELDS: &[&str] = &[
     "refresh_window",
 ];
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// Fields that look like typos of token fields, and config-only keys that
 /// have no effect in a token file. Other unknown fields are kept as they
 /// are by every rewrite, so they are fine.
@@ -279,12 +265,7 @@ pub fn token_keys<'a>(path: &Path, names: impl Iterator<Item = &'a str>) -> Chec
             fixes.push(format!("move \"{n}\" to the config file"));
             continue;
         }
-        let near = TOKEN_FIELDS
-            .iter()
-            .map(|f| (*f, edit_distance(&n.to_ascii_lowercase(), f)))
-            .filter(|(_, d)| *d <= 2)
-            .min_by_key(|(_, d)| *d);
-        if let Some((f, _)) = near {
+        if let Some(f) = common::config::nearest(n, TOKEN_FIELDS.iter().copied(), 2) {
             found.push(format!("\"{n}\" is ignored (did you mean \"{f}\"?)"));
             fixes.push(format!("rename \"{n}\" to \"{f}\""));
         }

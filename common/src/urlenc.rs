@@ -1,16 +1,26 @@
-//! Percent-encoding of query strings and form bodies, and parsing of query
-//! strings. Pure.
+//! `application/x-www-form-urlencoded` (WHATWG URL standard), for form
+//! bodies and query strings, and parsing of both. Pure; shared by the
+//! helper's refresh request, the tool's flows and the test fakes.
 
 use zeroize::Zeroizing;
 
-/// Percent-encode everything but the RFC 3986 unreserved characters.
+/// Encode one name or value as a browser encodes a form: ASCII letters,
+/// digits and `*-._` stay, space becomes `+`, every other byte of the UTF-8
+/// encoding becomes `%XX`.
 pub fn encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
         }
     }
     out
@@ -71,12 +81,16 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The only value of `key`; `Err(())` if it appears more than once.
-pub fn single<'a>(pairs: &'a [(String, String)], key: &str) -> Result<Option<&'a str>, ()> {
+/// A key that must appear at most once appeared more often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeated;
+
+/// The only value of `key`; [`Repeated`] if it appears more than once.
+pub fn single<'a>(pairs: &'a [(String, String)], key: &str) -> Result<Option<&'a str>, Repeated> {
     let mut it = pairs.iter().filter(|(k, _)| k == key);
     let first = it.next().map(|(_, v)| v.as_str());
     if it.next().is_some() {
-        return Err(());
+        return Err(Repeated);
     }
     Ok(first)
 }
@@ -86,13 +100,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn encodes_like_a_browser_form() {
+        let b = form(&[("a b", "x+y/z=&%é"), ("k", "A-z_0.9*~")]);
+        assert_eq!(b.as_str(), "a+b=x%2By%2Fz%3D%26%25%C3%A9&k=A-z_0.9*%7E");
+        assert_eq!(form(&[]).as_str(), "");
+    }
+
+    #[test]
     fn round_trip() {
         let s = "https://mail.google.com/ a+b&c=d~é";
         assert_eq!(decode(&encode(s)).unwrap(), s);
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode("a b/c"), "a+b%2Fc");
         assert_eq!(
             with_query("https://x/a", &[("k", "v w"), ("s", "&")]),
-            "https://x/a?k=v%20w&s=%26"
+            "https://x/a?k=v+w&s=%26"
         );
         assert_eq!(
             with_query("https://x/a?z=1", &[("k", "v")]),
