@@ -3,7 +3,7 @@
 //! are faked; everything we ship runs for real.
 
 pub mod bins;
+pub mod postfix;
 pub mod provider;
 pub mod sasl;
-pub mod postfix;
 pub mod smtp;
