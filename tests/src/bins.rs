@@ -101,24 +101,7 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     let l = layout();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    // Drop what cargo set for this test process (package name, OUT_DIR...):
-    // build scripts that watch those variables (ring's does) would see a
-    // change and rebuild, here and again in the next outer `cargo test`.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k == "OUT_DIR"
-            || k.starts_with("CARGO_PKG_")
-            || k.starts_with("CARGO_BIN_")
-            || k.starts_with("CARGO_MANIFEST_")
-            || k.starts_with("CARGO_CRATE_")
-            || k.starts_with("CARGO_CFG_")
-            || k == "CARGO_PRIMARY_PACKAGE"
-            || k == "CARGO_TARGET_TMPDIR"
-            || k == "CARGO_RUSTC_CURRENT_DIR"
-        {
-            cmd.env_remove(k.as_ref());
-        }
-    }
+    without_test_env(&mut cmd);
     cmd.current_dir(workspace_root())
         .args(["build", "--quiet", "-p", package, "--bin", name])
         .env("CARGO_TARGET_DIR", &l.target_dir);
@@ -146,4 +129,27 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
     assert!(p.is_file(), "{} missing after the build", p.display());
     built.insert(name.to_string(), p.clone());
     p
+}
+
+/// Drop what cargo set for this test process (package name, OUT_DIR...)
+/// from a nested build: build scripts that watch those variables (ring's
+/// does) would see a change and rebuild, here and again in the next outer
+/// `cargo test`.
+pub fn without_test_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k == "OUT_DIR"
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_CRATE_")
+            || k.starts_with("CARGO_CFG_")
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "CARGO_TARGET_TMPDIR"
+            || k == "CARGO_RUSTC_CURRENT_DIR"
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    cmd
 }

@@ -693,21 +693,7 @@ fn build_static_helper() -> PathBuf {
     let target = target_dir();
     let triple = host_triple();
     let mut cmd = Command::new("make");
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k == "OUT_DIR"
-            || k.starts_with("CARGO_PKG_")
-            || k.starts_with("CARGO_BIN_")
-            || k.starts_with("CARGO_MANIFEST_")
-            || k.starts_with("CARGO_CRATE_")
-            || k.starts_with("CARGO_CFG_")
-            || k == "CARGO_PRIMARY_PACKAGE"
-            || k == "CARGO_TARGET_TMPDIR"
-            || k == "CARGO_RUSTC_CURRENT_DIR"
-        {
-            cmd.env_remove(k.as_ref());
-        }
-    }
+    crate::bins::without_test_env(&mut cmd);
     let out = cmd
         .current_dir(crate::bins::workspace_root())
         .args(["--no-print-directory", "helper"])
