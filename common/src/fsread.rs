@@ -13,6 +13,11 @@ use std::path::Path;
 /// Open `path` for reading without following a final symlink, and check that
 /// it is a regular file.
 pub fn open_regular(path: &Path, kind: FileKind) -> Result<File, FileError> {
+    open_sized(path, kind).map(|(file, _)| file)
+}
+
+/// [`open_regular`], also returning the file's size.
+fn open_sized(path: &Path, kind: FileKind) -> Result<(File, u64), FileError> {
     let err = |p| FileError::new(kind, path, p);
     let file = OpenOptions::new()
         .read(true)
@@ -30,13 +35,26 @@ pub fn open_regular(path: &Path, kind: FileKind) -> Result<File, FileError> {
             "a special file"
         })));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 /// Read the whole of a regular file of at most `cap` bytes.
 pub fn read_capped(path: &Path, kind: FileKind, cap: u64) -> Result<Vec<u8>, FileError> {
-    let file = open_regular(path, kind)?;
-    read_all_capped(file, cap).map_err(|p| FileError::new(kind, path, p))
+    let (file, size) = open_sized(path, kind)?;
+    let err = |p| FileError::new(kind, path, p);
+    if size > cap {
+        return Err(err(Problem::TooLarge));
+    }
+    // Sized once from fstat (this is on every authentication's path); the
+    // cap still holds if the file grows meanwhile.
+    let mut buf = Vec::with_capacity(size as usize + 1);
+    file.take(cap + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| err(Problem::Unreadable(e.to_string())))?;
+    if buf.len() as u64 > cap {
+        return Err(err(Problem::TooLarge));
+    }
+    Ok(buf)
 }
 
 /// Read a config or token file (at most [`crate::MAX_FILE_SIZE`] bytes)
