@@ -32,11 +32,9 @@ HELPER_NAME=sasl-xoauth2-refresh
 # Debian /usr/lib variant.
 HELPER_PATHS=(/usr/libexec/sasl-xoauth2/sasl-xoauth2-refresh /usr/lib/sasl-xoauth2/sasl-xoauth2-refresh)
 
-die() {
-	echo "policy-apparmor: FATAL: $*" >&2
-	echo "policy-apparmor: 0 passed, 1 failed" >&2
-	exit 2
-}
+NAME=policy-apparmor
+# shellcheck source=tests/policy/tap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 PARSER=$(command -v apparmor_parser || true)
 [[ -n $PARSER ]] || PARSER=$([[ -x /sbin/apparmor_parser ]] && echo /sbin/apparmor_parser || true)
@@ -50,26 +48,8 @@ ABI=$base/abi/3.0
 [[ -r $HELPER_PROFILE ]] || die "missing $HELPER_PROFILE"
 [[ -r $SNIPPET ]] || die "missing $SNIPPET"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/check-apparmor.XXXXXX")
-if [[ ${KEEP_WORKDIR:-0} == 1 ]]; then
-	echo "# work directory: $work"
-else
-	trap 'rm -rf "$work"' EXIT
-fi
+make_workdir
 
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "ok - $1"
-}
-not_ok() {
-	fail=$((fail + 1))
-	echo "not ok - $1"
-	if [[ -n ${2:-} ]]; then
-		printf '%s\n' "$2" | sed 's/^/#   /' | head -n 40
-	fi
-}
 
 # Compile only: -Q never loads into the kernel, -K neither reads nor writes
 # the cache; -M compiles for the AppArmor 3.0 ABI (all of its mediation
@@ -221,6 +201,4 @@ sed 's#^  include <abstractions/base>#  include <abstractions/sasl-xoauth2-does-
 grep -q does-not-exist "$work/broken-include" || die "could not build the broken-include copy"
 rejects "helper profile including a missing abstraction" "$work/broken-include"
 
-echo "policy-apparmor: $pass passed, $fail failed"
-((fail == 0)) || exit 1
-exit 0
+summary_and_exit

@@ -45,11 +45,9 @@ TOKEN=sasl_xoauth2_token_t
 CONF=sasl_xoauth2_conf_t
 SMTP=postfix_smtp_t
 
-die() {
-	echo "policy-selinux: FATAL: $*" >&2
-	echo "policy-selinux: 0 passed, 1 failed" >&2
-	exit 2
-}
+NAME=policy-selinux
+# shellcheck source=tests/policy/tap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 # ---------------------------------------------------------------- tools
 missing=()
@@ -66,31 +64,8 @@ for f in te fc if; do
 	[[ -r $src/$MOD.$f ]] || die "missing $src/$MOD.$f"
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/check-selinux.XXXXXX")
-if [[ ${KEEP_WORKDIR:-0} == 1 ]]; then
-	echo "# work directory: $work"
-else
-	trap 'rm -rf "$work"' EXIT
-fi
+make_workdir
 
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "ok - $1"
-}
-not_ok() {
-	fail=$((fail + 1))
-	echo "not ok - $1"
-	if [[ -n ${2:-} ]]; then
-		printf '%s\n' "$2" | sed 's/^/#   /' | head -n 40
-	fi
-}
-summary_and_exit() {
-	echo "policy-selinux: $pass passed, $fail failed"
-	((fail == 0)) || exit 1
-	exit 0
-}
 
 # ---------------------------------------------------------------- inputs
 # Distribution modules, decompressed into $work/distro.

@@ -20,7 +20,7 @@
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -434,6 +434,52 @@ impl FakeProvider {
             .unwrap()
             .insert(t.clone(), unix_now() + secs);
         t
+    }
+}
+
+impl FakeProvider {
+    /// Answer control commands on stdin, one line each, until `quit` or
+    /// end of input (the standalone fakes' protocol): `mode NAME`,
+    /// `issue-refresh-token`, `valid TOKEN`, `revoke TOKEN`, `revoke-all`,
+    /// `requests`, `refresh-tokens`.
+    pub fn serve_commands(&self) {
+        let mut out = io::stdout().lock();
+        for line in io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let mut w = line.split_whitespace();
+            let answer = match (w.next(), w.next()) {
+                (Some("mode"), Some(m)) => match Mode::parse(m) {
+                    Some(m) => {
+                        self.set_mode(m);
+                        "ok".to_string()
+                    }
+                    None => format!("error: unknown mode {m}"),
+                },
+                (Some("issue-refresh-token"), None) => {
+                    format!("refresh_token {}", self.issue_refresh_token())
+                }
+                (Some("valid"), Some(t)) => if self.is_valid_access_token(t) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+                (Some("revoke"), Some(t)) => {
+                    self.revoke_access_token(t);
+                    "ok".into()
+                }
+                (Some("revoke-all"), None) => {
+                    self.revoke_all_access_tokens();
+                    "ok".into()
+                }
+                (Some("requests"), None) => self.requests().to_string(),
+                (Some("refresh-tokens"), None) => self.valid_refresh_tokens().join(" "),
+                (Some("quit"), None) => break,
+                _ => format!("error: unknown command {line:?}"),
+            };
+            let _ = writeln!(out, "{answer}");
+            let _ = out.flush();
+        }
     }
 }
 

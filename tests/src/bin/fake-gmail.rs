@@ -22,13 +22,13 @@
 //! `quit`. Exits at `quit` or end of input.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use testkit::provider::{FakeProvider, Mode, Options};
+use testkit::provider::{FakeProvider, Options};
 use testkit::smtp::{append_line, Account, EventSink, FakeRelay, RelayOptions};
 
 fn usage(msg: &str) -> ! {
@@ -228,27 +228,8 @@ fn main() {
     let _ = writeln!(out, "relay {}", relay.addr());
     let _ = writeln!(out, "ready");
     let _ = out.flush();
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let mut w = line.split_whitespace();
-        let answer = match (w.next(), w.next()) {
-            (Some("mode"), Some(m)) => match Mode::parse(m) {
-                Some(m) => {
-                    provider.set_mode(m);
-                    "ok".to_string()
-                }
-                None => format!("error: unknown mode {m}"),
-            },
-            (Some("revoke-all"), None) => {
-                provider.revoke_all_access_tokens();
-                "ok".into()
-            }
-            (Some("quit"), None) => break,
-            _ => format!("error: unknown command {line:?}"),
-        };
-        let _ = writeln!(out, "{answer}");
-        let _ = out.flush();
-    }
+    drop(out);
+    provider.serve_commands();
     stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
 }

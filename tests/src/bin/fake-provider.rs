@@ -20,7 +20,7 @@
 //! * `refresh-tokens` → the currently accepted refresh tokens, space separated
 //! * `quit` (or EOF on stdin) → exits.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use testkit::provider::{FakeProvider, Mode, Options};
 
@@ -83,40 +83,6 @@ fn main() {
     }
     let _ = writeln!(out, "ready");
     let _ = out.flush();
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let mut w = line.split_whitespace();
-        let answer = match (w.next(), w.next()) {
-            (Some("mode"), Some(m)) => match Mode::parse(m) {
-                Some(m) => {
-                    p.set_mode(m);
-                    "ok".to_string()
-                }
-                None => format!("error: unknown mode {m}"),
-            },
-            (Some("issue-refresh-token"), None) => {
-                format!("refresh_token {}", p.issue_refresh_token())
-            }
-            (Some("valid"), Some(t)) => if p.is_valid_access_token(t) {
-                "yes"
-            } else {
-                "no"
-            }
-            .into(),
-            (Some("revoke"), Some(t)) => {
-                p.revoke_access_token(t);
-                "ok".into()
-            }
-            (Some("revoke-all"), None) => {
-                p.revoke_all_access_tokens();
-                "ok".into()
-            }
-            (Some("requests"), None) => p.requests().to_string(),
-            (Some("refresh-tokens"), None) => p.valid_refresh_tokens().join(" "),
-            (Some("quit"), None) => break,
-            _ => format!("error: unknown command {line:?}"),
-        };
-        let _ = writeln!(out, "{answer}");
-        let _ = out.flush();
-    }
+    drop(out);
+    p.serve_commands();
 }
