@@ -137,6 +137,101 @@ fn tcp_connect_only_to_the_allowed_port() {
     assert_result(&probe(&d, a, &["connect", &o.to_string()]), EACCES);
 }
 
+/// A listener on a port the sandbox does not allow: after the probe ran,
+/// nothing may have connected to it, and so nothing was received.
+fn assert_listener_untouched(l: &std::net::TcpListener, what: &str) {
+    l.set_nonblocking(true).unwrap();
+    match l.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((mut s, peer)) => {
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            panic!(
+                "{what}: the forbidden port got a connection from {peer} and {:?}",
+                String::from_utf8_lossy(&got)
+            )
+        }
+        Err(e) => panic!("{what}: accept: {e}"),
+    }
+}
+
+/// Denied means killed by seccomp or refused by landlock; either way the
+/// probe must not report bytes sent.
+fn assert_denied(o: &Output, what: &str) {
+    let denied = o.status.signal() == Some(libc::SIGSYS)
+        || (o.status.success() && stdout(o).contains(EACCES));
+    assert!(
+        denied,
+        "{what} must be killed by SIGSYS or get EACCES: {:?}, stdout: {}",
+        o.status,
+        stdout(o)
+    );
+}
+
+/// Landlock's port rule covers only TCP connect(2); an MPTCP socket
+/// (IPPROTO_MPTCP) connects anywhere. The filter allows protocol 0 or
+/// IPPROTO_TCP only.
+#[test]
+fn mptcp_socket_cannot_reach_another_port() {
+    let d = dirs();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port().to_string();
+    let o = probe(&d, 443, &["mptcp-connect", &port]);
+    assert_denied(&o, "mptcp connect");
+    assert_listener_untouched(&other, "mptcp");
+}
+
+/// TCP Fast Open: sendto(MSG_FASTOPEN, addr) connects without connect(2),
+/// so landlock never sees it. The filter allows sendto only with a NULL
+/// address and without MSG_FASTOPEN.
+#[test]
+fn fastopen_sendto_cannot_reach_another_port() {
+    let d = dirs();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port().to_string();
+    let o = probe(&d, 443, &["fastopen", &port]);
+    assert_denied(&o, "fastopen sendto");
+    assert_listener_untouched(&other, "fastopen");
+}
+
+/// SCTP is the same class as MPTCP. This kernel has no SCTP (socket gives
+/// EPROTONOSUPPORT), so the proof is the SIGSYS: seccomp kills the call
+/// before the kernel looks at the protocol, on any kernel.
+#[test]
+fn sctp_socket_is_killed_by_sigsys() {
+    let d = dirs();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port().to_string();
+    let o = probe(&d, 443, &["sctp-connect", &port]);
+    assert_killed(&o, libc::SIGSYS, "sctp socket");
+    assert_listener_untouched(&other, "sctp");
+}
+
+/// SIGSTOP/SIGCONT (or `strace -p`) during the retry sleep makes the
+/// kernel resume the sleep with restart_syscall, which must be allowed.
+#[test]
+fn sigstop_sigcont_during_the_sleep_is_survived() {
+    let d = dirs();
+    let child = probe_cmd(&d.token, 443, &["sleep", "1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signalling our own child, which has not been reaped yet.
+    unsafe {
+        assert_eq!(libc::kill(pid, libc::SIGSTOP), 0);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(libc::kill(pid, libc::SIGCONT), 0);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_result(&o, "result: ok");
+}
+
 #[test]
 fn exec_fork_thread_ptrace_are_killed_by_sigsys() {
     let d = dirs();

@@ -114,9 +114,13 @@ fn run(
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.len().to_string()),
         "sleep" => {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            let ms = arg.parse().unwrap_or(10);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(String::new())
         }
+        "mptcp-connect" => stream_to(libc::IPPROTO_MPTCP, arg, false),
+        "sctp-connect" => stream_to(libc::IPPROTO_SCTP, arg, false),
+        "fastopen" => stream_to(0, arg, true),
         "panic" => panic!("probe panics on purpose"),
         "abort" => std::process::abort(),
         "thread" => std::thread::spawn(|| ())
@@ -221,6 +225,53 @@ fn forbidden(action: &str) -> std::io::Result<String> {
         other => panic!("unknown action {other}"),
     };
     Ok(format!("returned {rc}"))
+}
+
+/// A stream socket of `proto` that reaches 127.0.0.1:`port`, with
+/// connect(2) or, with `fastopen`, sendto(MSG_FASTOPEN) and no connect; then
+/// sends "leak". Ok means the bytes left.
+fn stream_to(proto: i32, port: &str, fastopen: bool) -> std::io::Result<String> {
+    let last = || Err(std::io::Error::last_os_error());
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.parse::<u16>().expect("port").to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let (ptr, len) = (
+        (&addr as *const libc::sockaddr_in).cast::<libc::sockaddr>(),
+        std::mem::size_of_val(&addr) as libc::socklen_t,
+    );
+    // SAFETY: socket takes integers only.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, proto) };
+    if fd < 0 {
+        return last();
+    }
+    let msg = b"leak";
+    // SAFETY: `addr` is a valid sockaddr_in of `len` bytes and `msg` a valid
+    // buffer for the calls.
+    let sent = unsafe {
+        if fastopen {
+            libc::sendto(
+                fd,
+                msg.as_ptr().cast(),
+                msg.len(),
+                libc::MSG_FASTOPEN,
+                ptr,
+                len,
+            )
+        } else if libc::connect(fd, ptr, len) < 0 {
+            -1
+        } else {
+            libc::write(fd, msg.as_ptr().cast(), msg.len())
+        }
+    };
+    if sent < 0 {
+        return last();
+    }
+    Ok(format!("sent {sent}"))
 }
 
 fn bind() -> i64 {

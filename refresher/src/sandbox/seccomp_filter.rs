@@ -20,8 +20,14 @@ enum Args {
     /// arg `n` (mmap/mprotect prot) has no PROT_EXEC: no new executable code.
     NoExec(u8),
     /// arg0 AF_INET or AF_INET6, arg1 & type mask == SOCK_STREAM (flags
-    /// such as SOCK_CLOEXEC allowed): TCP only, no unix/netlink/raw/UDP.
+    /// such as SOCK_CLOEXEC allowed), arg2 0 or IPPROTO_TCP: TCP only, no
+    /// unix/netlink/raw/UDP, and no MPTCP or SCTP, which landlock's port
+    /// rules do not cover.
     InetStream,
+    /// sendto with a NULL address (arg4) and without MSG_FASTOPEN in the
+    /// flags (arg3): sending on the connected socket only. A TCP Fast Open
+    /// sendto connects without connect(2), past landlock's port rule.
+    ConnectedSend,
     /// arg1 == value: ioctl request, fcntl command.
     Arg1(u64),
     /// (arg1, arg2) is one of the pairs: socket option level and name.
@@ -54,7 +60,7 @@ fn allowed() -> Vec<(i64, &'static str, Args, &'static str)> {
         (SYS_setsockopt, "setsockopt",
          Args::Opts(&[(SOL_SOCKET, SO_RCVTIMEO), (SOL_SOCKET, SO_SNDTIMEO), (IPPROTO_TCP, TCP_NODELAY)]),
          "read/write timeouts, no Nagle delay"),
-        (SYS_sendto, "sendto", Args::Any, "send TLS records (MSG_NOSIGNAL)"),
+        (SYS_sendto, "sendto", Args::ConnectedSend, "send TLS records on the connected socket (MSG_NOSIGNAL)"),
         (SYS_recvfrom, "recvfrom", Args::Any, "receive TLS records"),
         // memory (glibc malloc)
         (SYS_mmap, "mmap", Args::NoExec(2), "allocations of 128 KiB and more (never executable)"),
@@ -65,7 +71,8 @@ fn allowed() -> Vec<(i64, &'static str, Args, &'static str)> {
         (SYS_getrandom, "getrandom", Args::Any, "TLS keys and nonces (ring)"),
         (SYS_futex, "futex", Args::Any, "std Once/Mutex wake-ups"),
         (SYS_clock_gettime, "clock_gettime", Args::Any, "timeouts, when the vDSO is not used"),
-        (SYS_clock_nanosleep, "clock_nanosleep", Args::Any, "pause before the one retry (thread::sleep)"),
+        (SYS_clock_nanosleep, "clock_nanosleep", Args::Any, "pause before a retry (thread::sleep)"),
+        (SYS_restart_syscall, "restart_syscall", Args::Any, "the kernel resumes that pause after SIGSTOP/SIGCONT or a ptrace attach"),
         (SYS_gettid, "gettid", Args::Any, "panic message names the thread; abort()"),
         (SYS_getpid, "getpid", Args::Any, "abort() signals its own process"),
         (SYS_rt_sigprocmask, "rt_sigprocmask", Args::Any, "abort() unblocks SIGABRT"),
@@ -108,13 +115,19 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
         Args::NoExec(n) => vec![set(vec![c(n, Op::MaskedEq(PROT_EXEC as u64), 0)?])?],
         Args::InetStream => [AF_INET, AF_INET6]
             .iter()
-            .map(|&af| {
+            .flat_map(|&af| [(af, 0), (af, IPPROTO_TCP)])
+            .map(|(af, proto)| {
                 set(vec![
                     c(0, Op::Eq, af as u64)?,
                     c(1, Op::MaskedEq(0xf), SOCK_STREAM as u64)?,
+                    c(2, Op::Eq, proto as u64)?,
                 ])
             })
             .collect::<Result<_, _>>()?,
+        Args::ConnectedSend => vec![set(vec![
+            SeccompCondition::new(4, Len::Qword, Op::Eq, 0)?,
+            c(3, Op::MaskedEq(MSG_FASTOPEN as u64), 0)?,
+        ])?],
         Args::Arg1(v) => vec![set(vec![c(1, Op::Eq, v)?])?],
         Args::Opts(pairs) => pairs
             .iter()
