@@ -77,23 +77,22 @@ fn assert_killed(o: &Output, sig: i32, action: &str) {
 fn files_outside_the_token_dir_are_denied() {
     let d = dirs();
     let other = d.sibling.join("other.json");
-    assert_result(&probe(&d, 443, &["read", "/etc/passwd"]), EACCES);
-    assert_result(&probe(&d, 443, &["read", other.to_str().unwrap()]), EACCES);
-    assert_result(&probe(&d, 443, &["write", other.to_str().unwrap()]), EACCES);
-    assert_result(
-        &probe(
-            &d,
-            443,
-            &["create", d.sibling.join("new").to_str().unwrap()],
-        ),
-        EACCES,
-    );
+    let new = d.sibling.join("new");
+    for (action, path) in [
+        ("read", Path::new("/etc/passwd")),
+        ("read", &other),
+        ("write", &other),
+        ("create", &new),
+    ] {
+        let o = probe(&d, 443, &[action, path.to_str().unwrap()]);
+        assert_denied(&o, &format!("{action} {}", path.display()));
+    }
     assert_eq!(std::fs::read(&other).unwrap(), b"{}");
-    assert!(!d.sibling.join("new").exists());
+    assert!(!new.exists());
 }
 
 #[test]
-fn token_dir_allows_lock_temp_fsync_rename() {
+fn token_dir_allows_temp_write_fsync_rename() {
     let d = dirs();
     assert_result(&probe(&d, 443, &["token-ops"]), "result: ok 22 bytes");
     assert_eq!(
@@ -101,11 +100,44 @@ fn token_dir_allows_lock_temp_fsync_rename() {
         br#"{"refresh_token":"r"} "#
     );
     assert!(d.token.with_file_name(".token.json.lock").exists());
+    assert!(!d.token.with_file_name(".token.json.tmp").exists());
+}
+
+/// Everything is opened before lock-down, so the locked phase opens no
+/// file: seccomp has no openat (SIGSYS), and landlock grants no read,
+/// write or listing in the token directory, which the second half proves
+/// with a policy whose read path makes seccomp allow read-only opens.
+#[test]
+fn the_locked_helper_cannot_open_another_token_in_its_directory() {
+    let d = dirs();
+    let other = d.token.with_file_name("other@example.com.json");
+    std::fs::write(&other, br#"{"refresh_token":"someone-else"}"#).unwrap();
+    let other_s = other.to_str().unwrap();
     let created = d.token.with_file_name("created");
-    assert_result(
-        &probe(&d, 443, &["create", created.to_str().unwrap()]),
-        "result: ok",
+    for args in [
+        vec!["read", other_s],
+        vec!["read", d.token.to_str().unwrap()],
+        vec!["write", other_s],
+        vec!["create", created.to_str().unwrap()],
+        vec!["--mode", "required", "read", other_s],
+    ] {
+        assert_killed(&probe(&d, 443, &args), libc::SIGSYS, &args.join(" "));
+    }
+    let unrelated = d.sibling.join("other.json");
+    let with_reads = |a| {
+        probe(
+            &d,
+            443,
+            &["--read", unrelated.to_str().unwrap(), a, other_s],
+        )
+    };
+    assert_result(&with_reads("read"), EACCES);
+    assert_denied(&with_reads("write"), "write another token");
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        br#"{"refresh_token":"someone-else"}"#
     );
+    assert!(!created.exists());
 }
 
 #[test]
@@ -121,7 +153,8 @@ fn read_paths_are_readable_not_writable() {
         ]
     };
     assert_result(&probe(&d, 443, &args("read")), "result: ok 2 bytes");
-    assert_result(&probe(&d, 443, &args("write")), EACCES);
+    assert_denied(&probe(&d, 443, &args("write")), "write a read path");
+    assert_eq!(std::fs::read(&other).unwrap(), b"{}");
 }
 
 #[test]

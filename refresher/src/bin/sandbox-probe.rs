@@ -11,7 +11,7 @@
 use common::config::SandboxMode;
 use refresher::http::{Client, Endpoint, Route, Trust};
 use refresher::sandbox::{harden_process, lock_down, Policy};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -52,6 +52,14 @@ fn main() {
     }
     let mut policy = Policy::for_token(&token, port, mode);
     policy.read_paths = read;
+    // What the helper opens before lock-down (lock, token, temp file, dir).
+    let opened = match action[0].as_str() {
+        "token-ops" => Some(open_token_files(&policy.token_dir).expect("token files")),
+        "fsize" => Some(Opened::just(
+            std::fs::File::create(policy.token_dir.join("big")).expect("big"),
+        )),
+        _ => None,
+    };
     match lock_down(&policy) {
         Ok(report) => eprintln!("{report}"),
         Err(e) => {
@@ -60,7 +68,7 @@ fn main() {
         }
     }
     let arg = action.get(1).cloned().unwrap_or_default();
-    let result = run(&action[0], &arg, &policy.token_dir, client);
+    let result = run(&action[0], &arg, opened, client);
     match result {
         Ok(what) => println!("result: ok {what}"),
         Err(e) => println!("result: errno {} ({e})", e.raw_os_error().unwrap_or(0)),
@@ -70,10 +78,11 @@ fn main() {
 fn run(
     action: &str,
     arg: &str,
-    dir: &Path,
+    opened: Option<Opened>,
     client: Option<(Client, String)>,
 ) -> std::io::Result<String> {
     use std::fs::{File, OpenOptions};
+    let opened = || opened.expect("opened before lock-down");
     match action {
         "read" => std::fs::read(arg).map(|b| format!("{} bytes", b.len())),
         "write" => OpenOptions::new()
@@ -86,7 +95,7 @@ fn run(
         "create" => File::create_new(arg).map(|_| String::new()),
         "connect" => std::net::TcpStream::connect(("127.0.0.1", arg.parse::<u16>().unwrap()))
             .map(|_| String::new()),
-        "token-ops" => token_ops(dir),
+        "token-ops" => token_ops(opened()),
         "https" => {
             let (client, url) = client.expect("--ca");
             let budget = std::time::Duration::from_secs(20);
@@ -106,11 +115,19 @@ fn run(
             v.truncate(10);
             Ok(format!("{} {}", v.len(), big.len()))
         }
-        "fsize" => File::create(dir.join("big"))?
+        "fsize" => opened()
+            .temp
             .write_all(&vec![0; 2 << 20])
             .map(|_| String::new()),
         "nofile" => (0..64)
-            .map(|_| File::open(dir))
+            // SAFETY: socket takes integers only; the descriptors are leaked
+            // on purpose until the probe exits.
+            .map(
+                |_| match unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) } {
+                    fd if fd >= 0 => Ok(fd),
+                    _ => Err(std::io::Error::last_os_error()),
+                },
+            )
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.len().to_string()),
         "sleep" => {
@@ -131,8 +148,30 @@ fn run(
     }
 }
 
-/// What the helper does with the token under the lock.
-fn token_ops(dir: &Path) -> std::io::Result<String> {
+/// Files opened before lock-down, as the helper opens them.
+struct Opened {
+    _lock: Option<std::fs::File>,
+    old: Vec<u8>,
+    temp: std::fs::File,
+    paths: Option<(PathBuf, PathBuf)>,
+    dir: Option<std::fs::File>,
+}
+
+impl Opened {
+    fn just(temp: std::fs::File) -> Opened {
+        Opened {
+            _lock: None,
+            old: Vec::new(),
+            temp,
+            paths: None,
+            dir: None,
+        }
+    }
+}
+
+/// Under the lock, before lock-down: read the token, create the temp file
+/// with the token's owner and mode, open the directory.
+fn open_token_files(dir: &Path) -> std::io::Result<Opened> {
     use std::fs::{File, OpenOptions};
     let (token, tmp) = (dir.join("token.json"), dir.join(".token.json.tmp"));
     let lock = OpenOptions::new()
@@ -147,24 +186,33 @@ fn token_ops(dir: &Path) -> std::io::Result<String> {
     let old = common::fsread::read_capped(&token, common::error::FileKind::Token, 65536)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let meta = std::fs::metadata(&token)?;
-    let mut f = OpenOptions::new()
+    let temp = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)?;
-    std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
-    f.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    f.write_all(&old)?;
-    f.write_all(b" ")?;
-    f.sync_all()?;
+    std::os::unix::fs::fchown(&temp, Some(meta.uid()), Some(meta.gid()))?;
+    temp.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    Ok(Opened {
+        _lock: Some(lock),
+        old,
+        temp,
+        paths: Some((tmp, token)),
+        dir: Some(File::open(dir)?),
+    })
+}
+
+/// What the helper does with the token after lock-down: write, fsync,
+/// rename, fsync the directory.
+fn token_ops(mut o: Opened) -> std::io::Result<String> {
+    o.temp.write_all(&o.old)?;
+    o.temp.write_all(b" ")?;
+    o.temp.sync_all()?;
+    let (tmp, token) = o.paths.take().expect("paths");
     std::fs::rename(&tmp, &token)?;
-    File::open(dir)?.sync_all()?;
-    File::create_new(&tmp)?;
-    std::fs::remove_file(&tmp)?;
-    let mut back = String::new();
-    File::open(&token)?.read_to_string(&mut back)?;
-    Ok(format!("{} bytes", back.len()))
+    o.dir.take().expect("dir").sync_all()?;
+    Ok(format!("{} bytes", o.old.len() + 1))
 }
 
 fn flock(f: &std::fs::File) -> std::io::Result<()> {

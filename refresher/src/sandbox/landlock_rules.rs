@@ -14,16 +14,14 @@ use landlock::{
 pub const PINNED_ABI: i32 = 7;
 const ABI_PINNED: ABI = ABI::V7;
 
-/// Rights beneath the token directory: read the token, create the temp and
-/// lock files, write, truncate, rename over the token (remove + create in
-/// the same directory), open the directory to fsync it.
+/// Rights beneath the token directory, only what the locked phase does:
+/// rename the temp file over the token (landlock asks MakeReg for the new
+/// name and RemoveFile for the old name and the replaced file) and unlink
+/// the temp file after a failed write. The lock, token, temp file and the
+/// directory are opened before lock-down, so no file there can be opened,
+/// read, written or listed: not the other accounts' tokens either.
 fn token_dir_access() -> landlock::BitFlags<AccessFs> {
-    AccessFs::ReadFile
-        | AccessFs::WriteFile
-        | AccessFs::ReadDir
-        | AccessFs::MakeReg
-        | AccessFs::RemoveFile
-        | AccessFs::Truncate
+    AccessFs::MakeReg | AccessFs::RemoveFile
 }
 
 /// Build the ruleset from `policy` and restrict this thread.

@@ -131,6 +131,21 @@ pub fn harden_process(keep: &[RawFd]) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Root without landlock could open any root-owned file in the network
+/// phase (seccomp filters syscalls, not paths): refuse to go on.
+pub fn refuse_root_without_landlock(euid: u32, landlock_on: bool) -> Result<(), SandboxError> {
+    if euid == 0 && !landlock_on {
+        return Err(fail(
+            "sandbox: running as root and this kernel does not enforce landlock, so nothing \
+             would keep the helper from root's files; refusing the network phase: make the \
+             token file belong to an unprivileged user (the helper then runs as that user), \
+             or use a kernel with landlock (Linux 5.13+, `lsm=landlock,...`)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Steps run after config and token are read and the endpoint address is
 /// resolved, right before the HTTPS request: rlimits, landlock, seccomp.
 /// Call it while the process has a single thread.
@@ -157,17 +172,19 @@ pub fn lock_down(policy: &Policy) -> Result<Report, SandboxError> {
 
     // 4. Compile the seccomp filter now, while allocating is still cheap.
     let filter = if support.seccomp {
-        Some(seccomp_filter::compile().map_err(fail)?)
+        Some(seccomp_filter::compile(!policy.read_paths.is_empty()).map_err(fail)?)
     } else {
         None
     };
 
     // 5. Landlock: files only beneath the token dir (+ read_paths), TCP
     //    connect only to connect_ports, no bind, IPC scoped.
-    let full = landlock_rules::restrict(policy)? == landlock::RulesetStatus::FullyEnforced;
-    if policy.mode == SandboxMode::Required && !full {
+    let status = landlock_rules::restrict(policy)?;
+    if policy.mode == SandboxMode::Required && status != landlock::RulesetStatus::FullyEnforced {
         return Err(fail("sandbox: required, but landlock was not fully enforced; set \"sandbox\": \"best-effort\" or use a kernel with landlock ABI 6".into()));
     }
+    let landlock_on = status != landlock::RulesetStatus::NotEnforced;
+    refuse_root_without_landlock(crate::sys::euid(), landlock_on)?;
 
     // 6. Seccomp last: from here only the allow-list runs; anything else is SIGSYS.
     if let Some(program) = &filter {
@@ -193,4 +210,20 @@ pub fn lock_down(policy: &Policy) -> Result<Report, SandboxError> {
         seccomp: filter.is_some(),
         missing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_needs_landlock_for_the_network_phase() {
+        let e = refuse_root_without_landlock(0, false).unwrap_err();
+        assert!(
+            e.0.contains("running as root") && e.0.contains("landlock"),
+            "{e}"
+        );
+        refuse_root_without_landlock(0, true).unwrap();
+        refuse_root_without_landlock(1000, false).unwrap();
+    }
 }

@@ -2,10 +2,11 @@
 //! not listed (execve, fork/clone, ptrace, bind, listen, prctl, seccomp,
 //! ...) kills the whole process with SIGSYS.
 //!
-//! Derived with `strace -f` over the probe (tests/sandbox_walls.rs) doing a
-//! real HTTPS POST with ureq + rustls to a local rustls server, the token
-//! update (lock, re-read, temp file, fsync, rename, fsync dir), a failed
-//! connect, a panic and an abort, in debug and static release builds.
+//! Derived with `strace -f` of a real refresh and over the probe
+//! (tests/sandbox_walls.rs): a real HTTPS POST with ureq + rustls, the
+//! token update (write, fsync, rename, fsync dir on descriptors opened
+//! before lock-down), a failed connect, the retry sleep, a panic and an
+//! abort, in debug and static release builds. No file can be opened.
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition,
@@ -34,22 +35,26 @@ enum Args {
     Opts(&'static [(i32, i32)]),
     /// tgkill(own pid, any tid, SIGABRT) only: abort() of this process.
     AbortSelf,
+    /// openat whose flags (arg2) have no write access and no O_CREAT/O_TRUNC.
+    ReadOnlyOpen,
 }
 
 use libc::*;
+/// The allow-list. `reads`: the policy keeps `read_paths` readable, so
+/// read-only opens (no O_CREAT, no write access) and what reading a file
+/// needs are added; the helper itself has no read paths.
 #[rustfmt::skip]
-fn allowed() -> Vec<(i64, &'static str, Args, &'static str)> {
+fn allowed(reads: bool) -> Vec<(i64, &'static str, Args, &'static str)> {
+    // Derived with `strace -f` of a real refresh (the static release helper
+    // and the debug build, `sandbox: required`, against tests' fake
+    // provider), plus the failure paths the tests drive: everything the
+    // locked phase does is write the temp file, fsync, rename, fsync the
+    // directory, and one HTTPS POST. The lock, the token, the temp file and
+    // the directory are opened before lock-down; no file is opened after.
     let mut v = vec![
-        // files (landlock limits where; see landlock_rules.rs)
-        (SYS_openat, "openat", Args::Any, "open lock file, token, temp file, token directory"),
-        (SYS_read, "read", Args::Any, "read the token under the lock; TLS records"),
-        (SYS_write, "write", Args::Any, "write the temp file; status line on stdout/stderr"),
-        (SYS_close, "close", Args::Any, "close files and the socket"),
-        (SYS_statx, "statx", Args::Any, "token metadata: owner, mode, type, size"),
-        (SYS_lseek, "lseek", Args::Any, "std's read_to_end asks the file position for its size hint"),
-        (SYS_flock, "flock", Args::Any, "single-flight lock on the lock file"),
-        (SYS_fchown, "fchown", Args::Any, "give the temp file the token's owner"),
-        (SYS_fchmod, "fchmod", Args::Any, "give the temp file the token's mode"),
+        // files: only descriptors opened before lock-down
+        (SYS_write, "write", Args::Any, "the new token into the temp file; status line on stdout/stderr"),
+        (SYS_close, "close", Args::Any, "close the temp file, directory, lock and socket"),
         (SYS_fsync, "fsync", Args::Any, "temp file and directory reach the disk"),
         (SYS_fcntl, "fcntl", Args::Arg1(F_GETFD as u64), "debug builds check an fd is open before close"),
         // network (landlock limits the port)
@@ -68,14 +73,14 @@ fn allowed() -> Vec<(i64, &'static str, Args, &'static str)> {
         (SYS_mremap, "mremap", Args::Any, "grow large allocations (realloc)"),
         (SYS_brk, "brk", Args::Any, "grow and shrink the heap"),
         // runtime
-        (SYS_getrandom, "getrandom", Args::Any, "TLS keys and nonces (ring)"),
+        (SYS_getrandom, "getrandom", Args::Any, "TLS keys and nonces (ring); retry jitter"),
         (SYS_futex, "futex", Args::Any, "std Once/Mutex wake-ups"),
         (SYS_clock_gettime, "clock_gettime", Args::Any, "timeouts, when the vDSO is not used"),
         (SYS_clock_nanosleep, "clock_nanosleep", Args::Any, "pause before a retry (thread::sleep)"),
         (SYS_restart_syscall, "restart_syscall", Args::Any, "the kernel resumes that pause after SIGSTOP/SIGCONT or a ptrace attach"),
+        (SYS_rt_sigprocmask, "rt_sigprocmask", Args::Any, "block TERM/HUP/INT from the POST to the rename; abort() unblocks SIGABRT"),
         (SYS_gettid, "gettid", Args::Any, "panic message names the thread; abort()"),
         (SYS_getpid, "getpid", Args::Any, "abort() signals its own process"),
-        (SYS_rt_sigprocmask, "rt_sigprocmask", Args::Any, "abort() unblocks SIGABRT"),
         (SYS_tgkill, "tgkill", Args::AbortSelf, "abort() ends with SIGABRT, not a misleading SIGSYS"),
         (SYS_sigaltstack, "sigaltstack", Args::Any, "std removes the main thread's signal stack at exit"),
         (SYS_exit_group, "exit_group", Args::Any, "end the process with its exit code"),
@@ -92,12 +97,21 @@ fn allowed() -> Vec<(i64, &'static str, Args, &'static str)> {
         (SYS_unlinkat, "unlinkat", Args::Any, "remove the temp file when writing it failed"),
         (SYS_ppoll, "ppoll", Args::Any, "wait for the non-blocking connect"),
     ]);
+    if reads {
+        v.extend([
+            (SYS_openat, "openat", Args::ReadOnlyOpen, "open a read path (read-only, never creating)"),
+            (SYS_read, "read", Args::Any, "read a read path"),
+            (SYS_statx, "statx", Args::Any, "std asks a file's size before reading it"),
+            (SYS_lseek, "lseek", Args::Any, "std's read_to_end asks the file position"),
+        ]);
+    }
     v
 }
 
-/// Names of the allowed syscalls with their reasons (for docs and tests).
+/// Names of the helper's allowed syscalls with their reasons (for docs and
+/// tests): the list for a policy without read paths.
 pub fn allow_list() -> Vec<(&'static str, &'static str)> {
-    allowed()
+    allowed(false)
         .into_iter()
         .map(|(_, name, _, why)| (name, why))
         .collect()
@@ -133,6 +147,11 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
             .iter()
             .map(|&(l, n)| set(vec![c(1, Op::Eq, l as u64)?, c(2, Op::Eq, n as u64)?]))
             .collect::<Result<_, _>>()?,
+        Args::ReadOnlyOpen => vec![set(vec![c(
+            2,
+            Op::MaskedEq((O_ACCMODE | O_CREAT | O_TRUNC) as u64),
+            O_RDONLY as u64,
+        )?])?],
         Args::AbortSelf => {
             // SAFETY: getpid has no preconditions and cannot fail.
             let pid = unsafe { getpid() } as u64;
@@ -146,11 +165,11 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
 
 /// Compile the allow-list: allowed syscalls pass, everything else
 /// (including other architectures' and x32 numbers) kills the process.
-pub fn compile() -> Result<BpfProgram, String> {
+pub fn compile(reads: bool) -> Result<BpfProgram, String> {
     let arch =
         target_arch().ok_or_else(|| format!("no seccomp filter for {}", std::env::consts::ARCH))?;
     let mut map = BTreeMap::new();
-    for (nr, name, args, _) in allowed() {
+    for (nr, name, args, _) in allowed(reads) {
         map.insert(
             nr,
             rules(args).map_err(|e| format!("seccomp rule for {name}: {e}"))?,
