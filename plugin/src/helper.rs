@@ -27,17 +27,14 @@ impl Helper {
     /// any CA certificates the config names.
     pub fn load(config: &Config, config_bytes: &[u8]) -> Result<Helper, String> {
         let path = Path::new(config.refresh_helper());
-        let (exec, open_err) = Exec::open(path);
-        if let Some(e) = open_err {
-            // Exec by path is still tried: fine outside a chroot.
-            if !path.exists() {
-                return Err(format!(
-                    "{} cannot be opened: {e}; install it or set refresh_helper in {}",
-                    path.display(),
-                    config.path.display()
-                ));
-            }
-        }
+        // Opened now, before any chroot, and only ever run through this
+        // descriptor: without it there is no refresh (no exec by path).
+        let exec = Exec::open(path).map_err(|e| {
+            format!(
+                "refresh helper: {e}; install it or set refresh_helper in {}",
+                config.path.display()
+            )
+        })?;
         let handoff = Handoff {
             config_path: config.path.display().to_string(),
             config: String::from_utf8_lossy(config_bytes).into_owned(),

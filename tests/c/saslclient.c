@@ -8,12 +8,25 @@
  * "log[LEVEL] MESSAGE". With --prompt no user/password callbacks are
  * registered, so the mechanism must ask through interaction prompts,
  * which are answered from --user/--pass (or left empty with --no-answer).
- * --ignore-sigchld sets SIGCHLD to SIG_IGN first, as some hosts do. At the
+ * --ignore-sigchld sets SIGCHLD to SIG_IGN first, as some hosts do.
+ * Hostile hosts for the spawn code: --close-stdin starts with fd 0 closed;
+ * --hostile-signals blocks every signal, ignores SIGCHLD and catches
+ * SIGTERM/SIGUSR1; --no-close-range makes close_range(2) fail with ENOSYS
+ * (a seccomp filter, inherited by every child), as on kernels before 5.9;
+ * --leak-fd PATH opens PATH without O_CLOEXEC and keeps it open. At the
  * end it prints "fds N" (open descriptors) and "children N" (processes,
  * zombies included, whose parent is this one), so tests can spot leaks.
  */
 #include <sasl/sasl.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -102,6 +115,32 @@ static int answer(sasl_interact_t *in, int no_answer) {
     return 0;
 }
 
+static void on_signal(int sig) { (void)sig; }
+
+static void hostile_signals(void) {
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    signal(SIGCHLD, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGUSR1, on_signal);
+}
+
+/* close_range(2) -> ENOSYS for this process and all its children. */
+static void no_close_range(void) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_close_range, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+        perror("seccomp");
+        exit(2);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *mech = NULL, *fqdn = "smtp.example.com", *remote = NULL;
     int prompt = 0, no_answer = 0, nsteps = 0;
@@ -118,6 +157,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prompt")) prompt = 1;
         else if (!strcmp(argv[i], "--no-answer")) no_answer = 1;
         else if (!strcmp(argv[i], "--ignore-sigchld")) signal(SIGCHLD, SIG_IGN);
+        else if (!strcmp(argv[i], "--close-stdin")) close(0);
+        else if (!strcmp(argv[i], "--hostile-signals")) hostile_signals();
+        else if (!strcmp(argv[i], "--no-close-range")) no_close_range();
+        else if (!strcmp(argv[i], "--leak-fd") && i + 1 < argc) {
+            if (open(argv[++i], O_RDONLY) < 0) { perror(argv[i]); return 2; }
+        }
         else { fprintf(stderr, "usage error at %s\n", argv[i]); return 2; }
     }
     if (!mech) { fprintf(stderr, "--mech is required\n"); return 2; }

@@ -33,7 +33,10 @@ impl Setup {
     }
 
     fn config(&self, extra: &str) {
-        let helper = testkit::bins::refresh_helper();
+        self.config_with_helper(&testkit::bins::refresh_helper(), extra)
+    }
+
+    fn config_with_helper(&self, helper: &Path, extra: &str) {
         std::fs::write(
             self.dir.join("sasl-xoauth2.conf"),
             format!(
@@ -308,4 +311,186 @@ fn invalid_grant_says_to_reauthorise_and_leaves_the_file() {
         "{run:?}"
     );
     assert_eq!(std::fs::read(&token).unwrap(), original);
+}
+
+#[test]
+fn refresh_works_when_the_host_has_fd_0_closed() {
+    let s = Setup::new("nostdin", "");
+    let (token, old) = s.token(-100);
+    let run = s.auth(&token, &["--close-stdin"]);
+    assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
+    let sent = sent_token(&run);
+    assert_ne!(sent, old);
+    assert!(s.provider.is_valid_access_token(&sent), "{run:?}");
+    assert_eq!(counter(&run, "children"), 0);
+}
+
+#[test]
+fn the_helpers_exit_status_is_known_when_the_host_ignores_sigchld() {
+    let s = Setup::new("sigchld-status", "");
+    let (token, _) = s.token(-100);
+    s.provider.set_mode(Mode::InvalidGrant);
+    let run = s.auth(&token, &["--hostile-signals"]);
+    assert!(run.rc("start", 0).unwrap() < 0, "{run:?}");
+    // The supervisor resets SIGCHLD, so it reaps the helper itself and the
+    // plugin learns exit code and status line, not "status unavailable".
+    assert!(
+        run.log().iter().any(|l| l.contains("helper exit")),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("status unavailable"), "{run:?}");
+}
+
+/// The supervisor of a background refresh, while the helper waits for a
+/// slow endpoint: `(supervisor pid, helper pid)`.
+fn supervisor_of_helper(dir: &Path) -> Option<(i32, i32)> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd);
+        if !(cmd.contains("sasl-xoauth2-refresh") && cmd.contains(&needle)) {
+            return None;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let ppid = stat.rsplit(')').next()?.split_whitespace().nth(1)?;
+        Some((ppid.parse().ok()?, e.file_name().to_str()?.parse().ok()?))
+    })
+}
+
+fn proc_field(pid: i32, name: &str) -> String {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// A host that blocks every signal, ignores SIGCHLD, catches SIGTERM, has
+/// a descriptor open without O_CLOEXEC and a kernel without close_range:
+/// the supervisor still starts clean (default signal actions, empty mask,
+/// none of the host's descriptors), holds a pidfd of the helper and sleeps
+/// in poll instead of waking up every 50 ms.
+#[test]
+fn supervisor_is_clean_and_waits_on_a_pidfd_without_polling() {
+    let s = Setup::new("supervisor", "");
+    let (token, _) = s.token(300); // prefetch window: background refresh
+    s.provider.set_mode(Mode::Slow(Duration::from_millis(4000)));
+    let marker = s.dir.join("host-only-descriptor");
+    std::fs::write(&marker, b"").unwrap();
+    let run = s.auth(
+        &token,
+        &[
+            "--hostile-signals",
+            "--no-close-range",
+            "--leak-fd",
+            marker.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
+    let mut found = None;
+    wait_for("the helper", Duration::from_secs(5), || {
+        found = supervisor_of_helper(&s.dir);
+        found.is_some()
+    });
+    let (sup, helper) = found.unwrap();
+    assert_eq!(proc_field(sup, "SigBlk"), "0000000000000000");
+    assert_eq!(
+        proc_field(sup, "SigIgn"),
+        "0000000000001000",
+        "only SIGPIPE"
+    );
+    assert_eq!(proc_field(sup, "SigCgt"), "0000000000000000");
+    let links: Vec<String> = std::fs::read_dir(format!("/proc/{sup}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        links.iter().any(|l| l == "anon_inode:[pidfd]"),
+        "no pidfd: {links:?}"
+    );
+    for pid in [sup, helper] {
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|l| l.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !fds.iter().any(|l| l.contains("host-only-descriptor")),
+            "pid {pid} kept the host's descriptor: {fds:?}"
+        );
+    }
+    let switches = || {
+        proc_field(sup, "voluntary_ctxt_switches")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = switches();
+    std::thread::sleep(Duration::from_millis(1000));
+    let woke = switches() - before;
+    assert!(
+        woke <= 3,
+        "the supervisor woke {woke} times in 1 s while the helper waited"
+    );
+    wait_for("background refresh", Duration::from_secs(20), || {
+        helpers_running(&s.dir) == 0
+    });
+}
+
+/// OpenSSH safe_path: the plugin runs the helper only when it and every
+/// directory above it belong to root and nobody else can write them, and
+/// only through the descriptor it opened (never by path); otherwise the
+/// log says what to fix and the token file is left alone.
+#[test]
+fn unsafe_helper_binary_is_refused_with_a_clear_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("safepath", "");
+    let (token, _) = s.token(-100);
+    let original = std::fs::read(&token).unwrap();
+    let mode =
+        |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let open_dir = s.dir.join("open-dir");
+    std::fs::create_dir(&open_dir).unwrap();
+    mode(&open_dir, 0o777);
+    let in_open_dir = open_dir.join("sasl-xoauth2-refresh");
+    std::fs::copy(testkit::bins::refresh_helper(), &in_open_dir).unwrap();
+    let safe_dir = s.dir.join("safe-dir");
+    std::fs::create_dir(&safe_dir).unwrap();
+    mode(&safe_dir, 0o755);
+    let writable = safe_dir.join("writable-helper");
+    std::fs::copy(testkit::bins::refresh_helper(), &writable).unwrap();
+    mode(&writable, 0o775);
+    let foreign = safe_dir.join("foreign-helper");
+    std::fs::copy(testkit::bins::refresh_helper(), &foreign).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(4242), None).unwrap();
+    let cases: [(&Path, &str); 4] = [
+        (&in_open_dir, "open-dir is owned by uid 0 with mode 0777"),
+        (&writable, "owned by uid 0 with mode 0775"),
+        (&foreign, "owned by uid 4242"),
+        (Path::new("/nonexistent/helper"), "cannot be opened"),
+    ];
+    for (helper, why) in cases {
+        s.config_with_helper(helper, "");
+        let before = s.provider.requests();
+        let run = s.auth(&token, &[]);
+        assert!(run.rc("start", 0).unwrap() < 0, "{helper:?}: {run:?}");
+        assert!(
+            run.log()
+                .iter()
+                .any(|l| l.contains("refresh helper") && l.contains(why)),
+            "{helper:?}: log must say {why:?}: {run:?}"
+        );
+        assert_eq!(s.provider.requests(), before, "{helper:?} must not run");
+        assert_eq!(std::fs::read(&token).unwrap(), original);
+    }
+    // The same binary in a safe place runs.
+    let good = safe_dir.join("good-helper");
+    std::fs::copy(testkit::bins::refresh_helper(), &good).unwrap();
+    mode(&good, 0o755);
+    s.config_with_helper(&good, "");
+    let run = s.auth(&token, &[]);
+    assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
 }

@@ -21,49 +21,94 @@
 //! prepared before the fork, because the host may be multi-threaded:
 //! `supervise` does not allocate.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
-/// The helper executable: an `O_PATH` descriptor when it could be opened,
-/// and its path.
+/// The helper executable: an `O_PATH` descriptor opened at init (before
+/// Postfix chroots), and its path for messages. It is executed only through
+/// the descriptor (`execveat`): never by path, which inside the chroot
+/// would name another file or none.
 #[derive(Debug)]
 pub struct Exec {
-    fd: Option<OwnedFd>,
-    path: CString,
+    fd: OwnedFd,
 }
 
 impl Exec {
-    /// Open `path` with `O_PATH | O_CLOEXEC`. A failure is not fatal here
-    /// (exec by path is tried later); the error is returned for the log.
-    pub fn open(path: &Path) -> (Exec, Option<io::Error>) {
+    /// Open `path` with `O_PATH | O_CLOEXEC` and check it OpenSSH
+    /// `safe_path` style ([`safe_exec_path`]); the error says what to fix.
+    pub fn open(path: &Path) -> Result<Exec, String> {
         use std::os::unix::ffi::OsStrExt;
-        let cpath = CString::new(path.as_os_str().as_bytes()).unwrap_or_default();
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{} contains a NUL byte", path.display()))?;
         // SAFETY: cpath is a valid NUL-terminated string; open has no other
         // preconditions.
         let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
         if fd < 0 {
-            let err = io::Error::last_os_error();
-            return (
-                Exec {
-                    fd: None,
-                    path: cpath,
-                },
-                Some(err),
-            );
+            return Err(format!(
+                "{} cannot be opened: {}",
+                path.display(),
+                io::Error::last_os_error()
+            ));
         }
         // SAFETY: fd was just returned by open and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        (
-            Exec {
-                fd: Some(fd),
-                path: cpath,
-            },
-            None,
-        )
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        safe_exec_path(path, &fd, euid)?;
+        Ok(Exec { fd })
     }
+}
+
+/// OpenSSH `safe_path` for the helper: the file we opened is a regular,
+/// executable file owned by root (or by us) and not writable by group or
+/// others, and so is every directory from its real location up to `/`;
+/// otherwise someone else could replace what runs with our privileges.
+/// One relaxation: a root-owned sticky directory (like /tmp) is allowed,
+/// because others cannot rename or remove root's entries in it.
+fn safe_exec_path(path: &Path, fd: &OwnedFd, euid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad_owner = |uid: u32| uid != 0 && uid != euid;
+    let fix = "make it and every directory above it owned by root and not writable by group or others (chown root; chmod go-w)";
+    if !meta.is_file() || meta.mode() & 0o111 == 0 {
+        return Err(format!(
+            "{} is not an executable regular file",
+            real.display()
+        ));
+    }
+    if bad_owner(meta.uid()) || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "refusing to run {}: owned by uid {} with mode {:04o}; {fix}",
+            real.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    let same = std::fs::metadata(&real).map(|m| (m.dev(), m.ino()));
+    if same.ok() != Some((meta.dev(), meta.ino())) {
+        return Err(format!("{} changed while it was checked", path.display()));
+    }
+    for dir in real.ancestors().skip(1) {
+        let m = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let sticky_root = m.uid() == 0 && m.mode() & libc::S_ISVTX != 0;
+        if bad_owner(m.uid()) || (m.mode() & 0o022 != 0 && !sticky_root) {
+            return Err(format!(
+                "refusing to run {}: its directory {} is owned by uid {} with mode {:04o}; {fix}",
+                real.display(),
+                dir.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How the child ended.
@@ -139,55 +184,62 @@ struct Child {
 unsafe fn child_exec(
     std_fds: [RawFd; 3],
     exe_fd: RawFd,
-    path: &CStr,
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> ! {
-    // SAFETY: only async-signal-safe syscalls follow (dup2, fcntl,
-    // close_range, sigprocmask, execveat/execve, _exit), all on descriptors
-    // and memory valid in this child.
+    // SAFETY: only async-signal-safe syscalls follow (fcntl, dup2, close,
+    // close_range, sigprocmask, execveat, write, _exit), all on
+    // descriptors and memory valid in this child.
     unsafe {
-        // Put the exe descriptor out of the way of 0..2 first.
-        let exe = if exe_fd >= 0 {
-            libc::fcntl(exe_fd, libc::F_DUPFD_CLOEXEC, 10)
-        } else {
-            -1
+        // Move every descriptor we need above 2 first: when the host had
+        // fd 0 (or 1, 2) closed, a pipe end may sit on 0..2, where dup2
+        // would either be a no-op that keeps close-on-exec or overwrite
+        // another end.
+        let high = |fd: RawFd| {
+            let d = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+            if d < 0 {
+                libc::_exit(126);
+            }
+            d
         };
-        for (target, fd) in std_fds.iter().enumerate() {
+        let (moved, exe) = (
+            [high(std_fds[0]), high(std_fds[1]), high(std_fds[2])],
+            high(exe_fd),
+        );
+        for (target, fd) in moved.iter().enumerate() {
+            // dup2 onto another number clears close-on-exec on the copy.
             if libc::dup2(*fd, target as RawFd) < 0 {
                 libc::_exit(126);
             }
         }
-        let keep_from = if exe >= 0 {
-            if libc::dup2(exe, 3) < 0 {
-                libc::_exit(126);
-            }
-            libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
-            4
-        } else {
-            3
-        };
-        libc::syscall(
-            libc::SYS_close_range,
-            keep_from as libc::c_uint,
-            libc::c_uint::MAX,
-            0 as libc::c_uint,
-        );
+        if libc::dup2(exe, 3) < 0 {
+            libc::_exit(126);
+        }
+        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+        close_from(4);
         // The host's blocked signals are inherited across exec; undo that.
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        if exe >= 0 {
-            libc::syscall(
-                libc::SYS_execveat,
-                3,
-                c"".as_ptr(),
-                argv,
-                envp,
-                libc::AT_EMPTY_PATH,
-            );
+        libc::syscall(
+            libc::SYS_execveat,
+            3,
+            c"".as_ptr(),
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        );
+        // Never by path (see Exec): say why on the helper's stderr.
+        let errno = *libc::__errno_location();
+        let mut msg = *b"sasl-xoauth2: execveat of the refresh helper failed: errno 000\n";
+        let n = msg.len();
+        for (i, d) in [errno / 100 % 10, errno / 10 % 10, errno % 10]
+            .iter()
+            .enumerate()
+        {
+            msg[n - 4 + i] = b'0' + *d as u8;
         }
-        libc::execve(path.as_ptr(), argv, envp);
+        libc::write(2, msg.as_ptr().cast(), n);
         libc::_exit(127)
     }
 }
@@ -195,8 +247,29 @@ unsafe fn child_exec(
 fn pidfd_open(pid: libc::pid_t) -> RawFd {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
     // (or -1, which callers treat as "no pidfd").
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::O_CLOEXEC) };
+    // Flags must be 0 (or PIDFD_NONBLOCK): pidfds are close-on-exec anyway,
+    // and O_CLOEXEC is EINVAL.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     fd as RawFd
+}
+
+/// SIGKILL the child: through its pidfd when there is one (no pid reuse
+/// race), else by pid (our unreaped child, so the pid is still ours).
+fn kill_child(child: &Child) {
+    // SAFETY: signalling our own child; a null siginfo is allowed.
+    unsafe {
+        if child.pidfd < 0
+            || libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                child.pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) < 0
+        {
+            libc::kill(child.pid, libc::SIGKILL);
+        }
+    }
 }
 
 fn monotonic_ms() -> i64 {
@@ -251,13 +324,19 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
     let how = loop {
         let left = deadline - monotonic_ms();
         if left <= 0 {
-            // SAFETY: pid is our unreaped child, so it cannot have been reused.
-            unsafe { libc::kill(child.pid, libc::SIGKILL) };
+            kill_child(child);
             reap(child.pid, true);
             break Termination::TimedOut;
         }
-        // Without a pidfd, wake up now and then to check on the child.
-        let wait = if fds[3].fd < 0 { left.min(50) } else { left };
+        // The pidfd wakes us when the child ends. Without one (kernel < 5.3)
+        // the closing of both outputs does; only then, while the child is
+        // exiting, do we look every few ms.
+        let outputs_closed = fds[1].fd < 0 && fds[2].fd < 0;
+        let wait = if fds[3].fd < 0 && outputs_closed {
+            left.min(5)
+        } else {
+            left
+        };
         // SAFETY: fds is a valid array of pollfd; negative fds are ignored.
         let n = unsafe {
             libc::poll(
@@ -267,8 +346,7 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
             )
         };
         if n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            // SAFETY: as above.
-            unsafe { libc::kill(child.pid, libc::SIGKILL) };
+            kill_child(child);
             reap(child.pid, true);
             break Termination::Unknown;
         }
@@ -293,7 +371,7 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
         }
         let pidfd_ready = fds[3].fd >= 0 && fds[3].revents != 0;
         let outputs_closed = fds[1].fd < 0 && fds[2].fd < 0;
-        if pidfd_ready || fds[3].fd < 0 || outputs_closed {
+        if pidfd_ready || outputs_closed {
             if let Some(t) = reap(child.pid, false) {
                 break t;
             }
@@ -387,7 +465,7 @@ fn spawn_supervised(
     let (stdin, stdout, stderr, report) = (pipe()?, pipe()?, pipe()?, pipe()?);
     let argv = Argv::new(args);
     let envp: [*const c_char; 1] = [std::ptr::null()];
-    let exe_fd = exec.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let exe_fd = exec.fd.as_raw_fd();
     let helper_ends = [
         stdin.read.as_raw_fd(),
         stdout.write.as_raw_fd(),
@@ -424,16 +502,10 @@ fn spawn_supervised(
                 exe_fd,
             ];
             close_all_except(&mut keep);
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            reset_signals();
             let pid = libc::fork();
             if pid == 0 {
-                child_exec(
-                    helper_ends,
-                    exe_fd,
-                    &exec.path,
-                    argv.ptrs.as_ptr(),
-                    envp.as_ptr(),
-                );
+                child_exec(helper_ends, exe_fd, argv.ptrs.as_ptr(), envp.as_ptr());
             }
             for fd in helper_ends {
                 libc::close(fd);
@@ -578,24 +650,92 @@ pub fn run_detached(
 /// Async-signal-safe: sorts in place, no allocation.
 fn close_all_except(keep: &mut [RawFd]) {
     keep.sort_unstable();
-    let mut from: libc::c_uint = 0;
+    let mut from: RawFd = 0;
     for &fd in keep.iter().filter(|fd| **fd >= 0) {
-        let fd = fd as libc::c_uint;
-        if fd > from {
-            // SAFETY: closes a range of descriptors in this (child) process.
-            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0 as libc::c_uint) };
-        }
+        close_range(from, fd - 1);
         from = fd + 1;
     }
-    // SAFETY: as above, up to the highest possible descriptor.
-    unsafe {
+    close_from(from);
+}
+
+/// Close `first..=last`. Without close_range(2) (kernels before 5.9, such
+/// as RHEL 8 and Ubuntu 20.04), one close per descriptor. Async-signal-safe.
+fn close_range(first: RawFd, last: RawFd) {
+    if first > last {
+        return;
+    }
+    // SAFETY: closes a range of descriptors in this (child) process.
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            from,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        close_range_by_loop(first, last + 1);
+    }
+}
+
+/// Close every descriptor from `first` up. The fallback loop ends at the
+/// highest descriptor the process may have: the larger of the soft and
+/// hard RLIMIT_NOFILE (capped at 2^20; a descriptor opened before a limit
+/// was lowered can sit above the soft one).
+fn close_from(first: RawFd) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the local `lim`.
+    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.max(lim.rlim_max).min(1 << 20) as RawFd
+    } else {
+        1 << 20
+    };
+    // SAFETY: closes a range of descriptors in this (child) process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
             libc::c_uint::MAX,
             0 as libc::c_uint,
         )
     };
+    if rc < 0 {
+        close_range_by_loop(first, top);
+    }
+}
+
+fn close_range_by_loop(first: RawFd, end: RawFd) {
+    for fd in first..end {
+        // SAFETY: closing a descriptor number; EBADF for unused ones.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// The supervisor's signal state, whatever the host's: default actions
+/// (so SIGCHLD is not ignored, which would reap the helper behind our back,
+/// and no host handler runs in the supervisor), SIGPIPE ignored (a closed
+/// report pipe is an error, not death), nothing blocked. Async-signal-safe.
+fn reset_signals() {
+    // The raw syscall reaches glibc's reserved signals (32, 33) too. An
+    // all-zero kernel sigaction is SIG_DFL with no flags and an empty mask,
+    // whatever the architecture's field order.
+    let dfl = [0u64; 4];
+    // SAFETY: rt_sigaction/sigprocmask on this (child) process with local,
+    // zero-initialised structures of at least the kernel's size.
+    unsafe {
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
+            }
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
 }
 
 /// Whether another process holds the refresh lock file `lock` (an

@@ -120,14 +120,7 @@ fn run(
             .write_all(&vec![0; 2 << 20])
             .map(|_| String::new()),
         "nofile" => (0..64)
-            // SAFETY: socket takes integers only; the descriptors are leaked
-            // on purpose until the probe exits.
-            .map(
-                |_| match unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) } {
-                    fd if fd >= 0 => Ok(fd),
-                    _ => Err(std::io::Error::last_os_error()),
-                },
-            )
+            .map(|_| tcp_socket())
             .collect::<Result<Vec<_>, _>>()
             .map(|v| v.len().to_string()),
         "sleep" => {
@@ -320,6 +313,15 @@ fn stream_to(proto: i32, port: &str, fastopen: bool) -> std::io::Result<String> 
         return last();
     }
     Ok(format!("sent {sent}"))
+}
+
+/// A TCP socket, left open until the probe exits.
+fn tcp_socket() -> std::io::Result<i32> {
+    // SAFETY: socket takes integers only.
+    match unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) } {
+        fd if fd >= 0 => Ok(fd),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 fn bind() -> i64 {
