@@ -58,6 +58,13 @@ pub enum Failure {
     },
     /// The provider answered, but not with a token.
     Provider(Box<ProviderFailure>),
+    /// Earlier helpers found the endpoint failing and this one's budget
+    /// cannot cover the pause they asked for: no request was sent.
+    ProviderDown {
+        host: String,
+        failures: u32,
+        wait_ms: u128,
+    },
 }
 
 /// Details of [`Failure::Provider`].
@@ -91,7 +98,7 @@ impl Failure {
             Failure::Lock(LockError::Timeout { .. }) => exit::TEMPFAIL,
             Failure::Lock(_) | Failure::Store { .. } => exit::CANTCREAT,
             Failure::Sandbox(_) => exit::OSERR,
-            Failure::Resolve { .. } => exit::TEMPFAIL,
+            Failure::Resolve { .. } | Failure::ProviderDown { .. } => exit::TEMPFAIL,
             Failure::Transport { err, .. } => match err {
                 TransportError::TooLarge => exit::PROTOCOL,
                 _ => exit::TEMPFAIL,
@@ -147,6 +154,10 @@ impl fmt::Display for Failure {
             Failure::Sandbox(e) => write!(
                 f,
                 "sandbox setup failed: {e}; set \"sandbox\": \"best-effort\" in the config file if this kernel cannot enforce it"
+            ),
+            Failure::ProviderDown { host, failures, wait_ms } => write!(
+                f,
+                "token endpoint {host} failed the last {failures} attempt(s) in a row; not asking it again for {wait_ms} ms, which this refresh's budget (refresh_timeout) does not cover; the refresh will be tried again later"
             ),
             Failure::Resolve { host, err } => write!(
                 f,

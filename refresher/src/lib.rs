@@ -18,6 +18,7 @@ pub mod http;
 pub mod lock;
 pub mod oauth;
 pub mod privdrop;
+pub mod retry;
 pub mod run;
 pub mod sandbox;
 pub mod store;

@@ -22,6 +22,11 @@
 //! Everything that changes the token file happens under this lock: the
 //! re-read, the request (which may consume a refresh token the provider
 //! rotates), the atomic rewrite and the clean-up of stale temp files.
+//!
+//! The file's content, when not empty, is the retry marker of the last
+//! helper that gave up on a failing endpoint ([`crate::retry::Marker`]),
+//! read and cleared by the next holder before lock-down and written,
+//! through the descriptor already open, after a failure.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -34,8 +39,38 @@ pub use common::token::lock_path;
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct TokenLock {
-    _file: File,
+    file: File,
+    /// Opened for writing too (always, unless the file belongs to someone
+    /// else): then it carries the retry marker.
+    writable: bool,
     pub path: PathBuf,
+}
+
+impl TokenLock {
+    /// Read the retry marker and empty the file, leaving the descriptor at
+    /// offset 0 for [`TokenLock::store_marker`]. Call before lock-down.
+    pub fn take_marker(&mut self, now_ms: i64) -> Option<crate::retry::Marker> {
+        use std::io::{Read, Seek};
+        let mut buf = [0u8; 64];
+        let n = (&self.file)
+            .take(buf.len() as u64)
+            .read(&mut buf)
+            .unwrap_or(0);
+        if self.writable && (self.file.set_len(0).is_err() || self.file.rewind().is_err()) {
+            self.writable = false;
+        }
+        crate::retry::Marker::parse(&buf[..n], now_ms)
+    }
+
+    /// Leave `marker` for the next holder: one write(2) on the open
+    /// descriptor, so it works after lock-down. Best effort: a marker that
+    /// cannot be written only costs the next helper its head start.
+    pub fn store_marker(&mut self, marker: &crate::retry::Marker) {
+        use std::io::Write;
+        if self.writable {
+            let _ = self.file.write_all(marker.encode().as_bytes());
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -86,12 +121,18 @@ pub fn acquire(
     deadline: Instant,
 ) -> Result<TokenLock, LockError> {
     let path = lock_path(token_path);
-    let file = open_lock_file(&path, owner)?;
+    let (file, writable) = open_lock_file(&path, owner)?;
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
         match crate::sys::try_lock_exclusive(&file) {
-            Ok(true) => return Ok(TokenLock { _file: file, path }),
+            Ok(true) => {
+                return Ok(TokenLock {
+                    file,
+                    writable,
+                    path,
+                })
+            }
             Ok(false) => {}
             Err(source) => return Err(LockError::Open { path, source }),
         }
@@ -107,7 +148,7 @@ pub fn acquire(
     }
 }
 
-fn open_lock_file(path: &Path, owner: Option<LockOwner>) -> Result<File, LockError> {
+fn open_lock_file(path: &Path, owner: Option<LockOwner>) -> Result<(File, bool), LockError> {
     let err = |source| LockError::Open {
         path: path.to_path_buf(),
         source,
@@ -116,7 +157,7 @@ fn open_lock_file(path: &Path, owner: Option<LockOwner>) -> Result<File, LockErr
     let mode = owner.map_or(0o600, |o| (o.mode & 0o666) | 0o600);
     // Create it if absent; O_EXCL tells us whether we created it, so we set
     // owner and mode only on a file of our own making.
-    let file = match OpenOptions::new()
+    let opened = match OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
@@ -133,34 +174,44 @@ fn open_lock_file(path: &Path, owner: Option<LockOwner>) -> Result<File, LockErr
                 f.set_permissions(std::fs::Permissions::from_mode(mode))
                     .map_err(err)?;
             }
-            f
+            (f, true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             // flock works on a read-only descriptor too, which is all we
-            // need when the file belongs to someone else but is readable.
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-                .map_err(|e| {
-                    if e.raw_os_error() == Some(libc::ELOOP) {
-                        LockError::NotRegular {
-                            path: path.to_path_buf(),
+            // need when the file belongs to someone else but is readable
+            // (there is then no retry marker).
+            let open = |write| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(write)
+                    .custom_flags(flags)
+                    .open(path)
+            };
+            match open(true) {
+                Ok(f) => (f, true),
+                Err(_) => (
+                    open(false).map_err(|e| {
+                        if e.raw_os_error() == Some(libc::ELOOP) {
+                            LockError::NotRegular {
+                                path: path.to_path_buf(),
+                            }
+                        } else {
+                            err(e)
                         }
-                    } else {
-                        err(e)
-                    }
-                })?
+                    })?,
+                    false,
+                ),
+            }
         }
         Err(e) => return Err(err(e)),
     };
-    let meta = file.metadata().map_err(err)?;
+    let meta = opened.0.metadata().map_err(err)?;
     if !meta.file_type().is_file() {
         return Err(LockError::NotRegular {
             path: path.to_path_buf(),
         });
     }
-    Ok(file)
+    Ok(opened)
 }
 
 #[cfg(test)]

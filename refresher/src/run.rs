@@ -7,8 +7,10 @@
 //!    ([`decide`]): another process may have refreshed it meanwhile.
 //! 4. Build the request, load the trust roots, resolve the endpoint (or
 //!    proxy) address, create the temp file for the new token.
-//! 5. [`crate::sandbox::lock_down`], then the HTTPS POST (one retry after
-//!    [`RETRY_BACKOFF`] on 5xx/network errors, all within refresh_timeout).
+//! 5. [`crate::sandbox::lock_down`], then the HTTPS POST, retried on
+//!    5xx/network errors with jittered backoff while refresh_timeout
+//!    allows, going on from where an earlier helper gave up (see
+//!    [`crate::retry`]).
 //! 6. Write the new file atomically, still under the lock, then print one
 //!    status line.
 //!
@@ -20,12 +22,17 @@
 //! rename loses the rotated token, and the file keeps the old, now dead one
 //! (the next refresh then fails with invalid_grant and says to re-run
 //! get-token). Once the rename happened, the file holds the new token.
+//! SIGTERM, SIGHUP and SIGINT (`systemctl restart postfix`, a terminal)
+//! are blocked from just before each POST until after the rename, and
+//! take effect right after it.
 
 use crate::error::{Failure, ProviderFailure};
 use crate::http::{Client, Endpoint, ProxySpec, Resolved, Route, TransportError, Trust};
 use crate::oauth::{self, Granted, Reaction};
+use crate::retry::{self, Marker};
 use crate::sandbox::{self, Policy};
 use crate::store::{FileMeta, PendingFile};
+use crate::sys::StopSignalsHeld;
 use crate::{lock, store};
 use common::config::{Config, SandboxMode};
 use common::error::{FileError, FileKind};
@@ -38,12 +45,6 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
-
-/// Pause before the one retry after a 5xx or network error.
-pub const RETRY_BACKOFF: Duration = Duration::from_secs(1);
-
-/// A retry is only worth it with at least this much of the budget left.
-const MIN_RETRY_BUDGET: Duration = Duration::from_secs(1);
 
 /// Largest CA file (or sum of a CA directory) we read.
 const MAX_CA_SIZE: u64 = MAX_HANDOFF_SIZE;
@@ -163,6 +164,13 @@ pub fn run_with(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Ou
 
 fn diag(msg: impl std::fmt::Display) {
     eprintln!("sasl-xoauth2-refresh: {msg}");
+}
+
+fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn unix_now() -> i64 {
@@ -432,7 +440,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         gid: first.meta.gid,
         mode: first.meta.mode,
     };
-    let _lock = lock::acquire(path, Some(owner), deadline).map_err(Failure::Lock)?;
+    let mut lock = lock::acquire(path, Some(owner), deadline).map_err(Failure::Lock)?;
     match store::remove_stale_temps(path) {
         Ok(0) => {}
         Ok(n) => diag(format_args!(
@@ -491,6 +499,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         ));
     }
     let client = Client::new(&prepared.route, resolved, &prepared.trust);
+    let mut retry = Retry::after(lock.take_marker(unix_now_ms()));
     let policy = sandbox_policy(path, prepared.route.connect_host().1, config.sandbox);
     let report = sandbox::lock_down(&policy).map_err(Failure::Sandbox)?;
     diag(format_args!(
@@ -498,14 +507,19 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         prepared.trust.describe()
     ));
 
-    let granted = prepared.send(
+    let sent = prepared.send(
         &client,
         &cur.token,
         &settings,
         deadline,
         budget,
         &ctx(path, config, &settings),
-    )?;
+        &mut retry,
+    );
+    if let Some(m) = &retry.leave {
+        lock.store_marker(m);
+    }
+    let (granted, held) = sent?;
     drop(prepared);
 
     let expiry = unix_now().saturating_add(granted.expires_in);
@@ -518,6 +532,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         err,
         rotated: granted.refresh_token.is_some(),
     })?;
+    drop(held); // a TERM that came meanwhile ends us now, after the rename
     if granted.expires_in_assumed {
         diag("the provider sent no expires_in; assumed 3600 s");
     }
@@ -593,7 +608,8 @@ impl Prepared {
         })
     }
 
-    /// POST the request (one retry on 5xx/network errors within the budget).
+    /// POST the request, retrying 5xx/network errors within the budget.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         client: &Client,
@@ -602,7 +618,8 @@ impl Prepared {
         deadline: Instant,
         budget: Duration,
         ctx: &Ctx,
-    ) -> Result<Granted, Failure> {
+        retry: &mut Retry,
+    ) -> Result<(Granted, StopSignalsHeld), Failure> {
         let secrets: Vec<&Secret> = [
             token.refresh_token.as_ref(),
             Some(&settings.client_secret),
@@ -619,6 +636,7 @@ impl Prepared {
             budget,
             &secrets,
             ctx,
+            retry,
         )
     }
 }
@@ -647,14 +665,17 @@ pub fn request_without_storing(
     let resolved = prepared.resolve()?;
     before_send()?;
     let client = Client::new(&prepared.route, resolved, &prepared.trust);
-    prepared.send(
-        &client,
-        token,
-        &settings,
-        deadline,
-        budget,
-        &ctx(token_path, config, &settings),
-    )
+    prepared
+        .send(
+            &client,
+            token,
+            &settings,
+            deadline,
+            budget,
+            &ctx(token_path, config, &settings),
+            &mut Retry::after(None),
+        )
+        .map(|(granted, _held)| granted)
 }
 
 /// What error messages need to know about this refresh.
@@ -672,8 +693,32 @@ fn ctx(token_path: &Path, config: &Config, settings: &Settings) -> Ctx {
     }
 }
 
-/// POST the request; one retry after [`RETRY_BACKOFF`] on a 5xx or network
-/// error if the budget allows.
+/// Where the retry schedule stands: failures in a row so far (counting an
+/// earlier helper's, from its marker), the pause before the next attempt,
+/// and the marker to leave when this helper gives up.
+struct Retry {
+    prior: Option<Marker>,
+    failures: u32,
+    pause: Duration,
+    leave: Option<Marker>,
+}
+
+impl Retry {
+    fn after(marker: Option<Marker>) -> Retry {
+        Retry {
+            prior: marker,
+            failures: marker.map_or(0, |m| m.failures),
+            pause: marker.map_or(Duration::ZERO, |m| m.wait(unix_now_ms(), retry::jitter())),
+            leave: None,
+        }
+    }
+}
+
+/// POST the request; on a 5xx or network error, pause ([`retry::delay`])
+/// and try again while the budget leaves room for an attempt after the
+/// pause. Each POST runs with TERM/HUP/INT held ([`StopSignalsHeld`]),
+/// returned with the answer so the caller keeps them held until the rename.
+#[allow(clippy::too_many_arguments)]
 fn exchange(
     client: &Client,
     route: &Route,
@@ -682,7 +727,8 @@ fn exchange(
     budget: Duration,
     secrets: &[&Secret],
     ctx: &Ctx,
-) -> Result<Granted, Failure> {
+    state: &mut Retry,
+) -> Result<(Granted, StopSignalsHeld), Failure> {
     let host = route.endpoint.display_host();
     let provider = |err, attempts| {
         Failure::Provider(Box::new(ProviderFailure {
@@ -694,14 +740,32 @@ fn exchange(
             client_credentials: ctx.client_credentials,
         }))
     };
+    let left = || deadline.saturating_duration_since(Instant::now());
+    if !state.pause.is_zero() {
+        if !retry::fits(state.pause, left()) {
+            // Leave the marker as it was: the schedule is unchanged.
+            state.leave = state.prior;
+            return Err(Failure::ProviderDown {
+                host,
+                failures: state.failures,
+                wait_ms: state.pause.as_millis(),
+            });
+        }
+        diag(format_args!(
+            "token endpoint {host} failed the last {} attempt(s) in a row; waiting {} ms before asking it again",
+            state.failures,
+            state.pause.as_millis()
+        ));
+        std::thread::sleep(state.pause);
+    }
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let reply = client.post_form(&route.endpoint.url, body.as_bytes(), remaining);
+        let held = crate::sys::hold_stop_signals();
+        let reply = client.post_form(&route.endpoint.url, body.as_bytes(), left());
         let (failure, reason, retry) = match reply {
             Ok(reply) => match oauth::parse_response(reply.status, &reply.body, secrets) {
-                Ok(g) => return Ok(g),
+                Ok(g) => return Ok((g, held)),
                 Err(err) => {
                     let retry = err.reaction() == Reaction::Retry;
                     let reason = err.to_string();
@@ -724,15 +788,24 @@ fn exchange(
                 (f, reason, retry)
             }
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !retry || attempts >= 2 || left < RETRY_BACKOFF + MIN_RETRY_BUDGET {
+        drop(held); // nothing rotated: a TERM may end us during the pause
+        if !retry {
+            return Err(failure);
+        }
+        state.failures = state.failures.saturating_add(1);
+        let pause = retry::delay(state.failures, retry::jitter());
+        if !retry::fits(pause, left()) {
+            state.leave = Some(Marker {
+                failures: state.failures,
+                at_ms: unix_now_ms(),
+            });
             return Err(failure);
         }
         diag(format_args!(
-            "token endpoint {host}: {reason}; retrying in {} s",
-            RETRY_BACKOFF.as_secs()
+            "token endpoint {host}: {reason}; retrying in {} ms",
+            pause.as_millis()
         ));
-        std::thread::sleep(RETRY_BACKOFF);
+        std::thread::sleep(pause);
     }
 }
 

@@ -104,3 +104,31 @@ pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// SIGTERM, SIGHUP and SIGINT held back while a rotated refresh token
+/// exists only in memory (from just before the POST until after the
+/// rename); dropping it unblocks them, and one that arrived meanwhile then
+/// takes its default action.
+#[derive(Debug)]
+pub struct StopSignalsHeld(libc::sigset_t);
+
+pub fn hold_stop_signals() -> StopSignalsHeld {
+    // SAFETY: sigemptyset/sigaddset fill the local set; sigprocmask only
+    // reads it. Blocking signals cannot fail with valid arguments.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        StopSignalsHeld(set)
+    }
+}
+
+impl Drop for StopSignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: unblocks the set blocked in hold_stop_signals.
+        unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &self.0, std::ptr::null_mut()) };
+    }
+}

@@ -38,6 +38,9 @@ pub enum Mode {
     Rotating,
     /// Like Normal, after a delay.
     Slow(Duration),
+    /// Like Rotating, after a delay (the old refresh token dies when the
+    /// answer is sent, whether or not the client is still there).
+    SlowRotating(Duration),
     /// Accepts the connection and reads the request, never answers.
     Hung,
     /// The next `n` requests get HTTP 503, then Normal.
@@ -54,7 +57,7 @@ pub enum Mode {
 
 impl Mode {
     /// Parse the names used by the `fake-provider` binary: normal, rotating,
-    /// slow:MS, hung, 5xx:N (N errors then ok), invalid_grant, garbage,
+    /// slow:MS, slow-rotating:MS, hung, 5xx:N (N errors then ok), invalid_grant, garbage,
     /// huge, no_access_token.
     pub fn parse(s: &str) -> Option<Mode> {
         Some(match s {
@@ -66,7 +69,9 @@ impl Mode {
             "huge" => Mode::HugeBody,
             "no_access_token" => Mode::MissingAccessToken,
             _ => {
-                if let Some(ms) = s.strip_prefix("slow:") {
+                if let Some(ms) = s.strip_prefix("slow-rotating:") {
+                    Mode::SlowRotating(Duration::from_millis(ms.parse().ok()?))
+                } else if let Some(ms) = s.strip_prefix("slow:") {
                     Mode::Slow(Duration::from_millis(ms.parse().ok()?))
                 } else if let Some(n) = s.strip_prefix("5xx:") {
                     Mode::ServerErrorsThenOk(n.parse().ok()?)
@@ -540,6 +545,10 @@ fn serve(tcp: TcpStream, config: Arc<ServerConfig>, s: &Shared) -> io::Result<()
         Mode::Slow(d) => {
             s.sleep_unless_shutdown(d);
             grant(s, &req, false)
+        }
+        Mode::SlowRotating(d) => {
+            s.sleep_unless_shutdown(d);
+            grant(s, &req, true)
         }
         Mode::Normal => grant(s, &req, false),
         Mode::Rotating => grant(s, &req, true),

@@ -494,3 +494,38 @@ fn unsafe_helper_binary_is_refused_with_a_clear_log() {
     let run = s.auth(&token, &[]);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
 }
+
+/// A provider answering 5xx to its first five requests and twenty logins
+/// with an expired token at once: the helper holding the lock retries with
+/// backoff within refresh_timeout, the others find the new token under the
+/// lock. Every login succeeds and the endpoint sees 5 + 1 requests.
+#[test]
+fn twenty_logins_survive_five_server_errors_with_one_refresh() {
+    let s = Setup::new("herd", "");
+    let (token, _) = s.token(-100);
+    s.provider.set_mode(Mode::ServerErrorsThenOk(5));
+    let before = s.provider.requests();
+    let runs: Vec<ClientRun> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| s.auth(&token, &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&ClientRun> = runs
+        .iter()
+        .filter(|r| r.rc("start", 0) != Some(SASL_CONTINUE))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 20 failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(
+        s.provider.requests() - before,
+        6,
+        "5 errors, then 1 success"
+    );
+    let sent: std::collections::HashSet<String> = runs.iter().map(sent_token).collect();
+    assert_eq!(sent.len(), 1, "everyone sent the one new token");
+}
