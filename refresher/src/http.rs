@@ -131,8 +131,43 @@ impl Route {
     /// proxy resolves the endpoint's name itself). IP literals need no
     /// lookup at all.
     pub fn resolve(&self) -> io::Result<Resolved> {
+        self.resolve_within(Duration::MAX)
+    }
+
+    /// [`Route::resolve`], giving up after `limit`: getaddrinfo has no
+    /// timeout of its own (resolv.conf's can add up to minutes), so a
+    /// lookup runs on a short-lived thread. On success that thread has
+    /// ended and is joined, so lock-down still finds one thread; after a
+    /// timeout the helper fails and exits.
+    pub fn resolve_within(&self, limit: Duration) -> io::Result<Resolved> {
         let (host, port) = self.connect_host();
-        let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.take(16).collect();
+        let addrs = if host.parse::<std::net::IpAddr>().is_ok() || limit == Duration::MAX {
+            (host, port).to_socket_addrs()?.take(16).collect()
+        } else {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let name = host.to_string();
+            let lookup = std::thread::Builder::new()
+                .name("resolve".into())
+                .spawn(move || {
+                    let r = (name.as_str(), port)
+                        .to_socket_addrs()
+                        .map(|a| a.take(16).collect::<Vec<SocketAddr>>());
+                    let _ = tx.send(r);
+                })?;
+            match rx.recv_timeout(limit) {
+                Ok(r) => {
+                    let _ = lookup.join();
+                    r?
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {} ms", limit.as_millis()),
+                    ))
+                }
+            }
+        };
+        let addrs: Vec<SocketAddr> = addrs;
         if addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,

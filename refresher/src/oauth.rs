@@ -22,8 +22,11 @@ pub const MAX_DESCRIPTION_CHARS: usize = 200;
 /// only RECOMMENDED; Google and Microsoft always send it).
 pub const DEFAULT_EXPIRES_IN: i64 = 3600;
 
-/// Upper bound on `expires_in` we believe (ten years).
-pub const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
+/// Upper bound on `expires_in` we honour: one day. Google issues 1 h and
+/// Microsoft at most 1 day; a longer (or absurd, or hostile) value is
+/// clamped, so the token is asked again after a day at the latest instead
+/// of being trusted for years after it was revoked.
+pub const MAX_EXPIRES_IN: i64 = 24 * 3600;
 
 /// A request that cannot even be built from the settings: a config problem.
 #[derive(Debug, Clone, PartialEq, Eq)]

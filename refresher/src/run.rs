@@ -484,7 +484,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     // Everything that can fail without the network fails here, before the
     // provider consumes (and possibly rotates) the refresh token.
     let prepared = prepare_request(&loaded, &cur.token, &settings, path)?;
-    let resolved = prepared.resolve()?;
+    let resolved = prepared.resolve(deadline)?;
     let pending =
         PendingFile::create(path, cur.meta, cur.meta.len + 8192).map_err(|err| Failure::Store {
             err,
@@ -535,6 +535,12 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     drop(held); // a TERM that came meanwhile ends us now, after the rename
     if granted.expires_in_assumed {
         diag("the provider sent no expires_in; assumed 3600 s");
+    }
+    if granted.expires_in >= oauth::MAX_EXPIRES_IN {
+        diag(format_args!(
+            "expires_in is honoured up to {} s (1 day); the access token is refreshed by then",
+            oauth::MAX_EXPIRES_IN
+        ));
     }
     Ok(format!(
         "refreshed {} (access token {}, expires in {} s; {})",
@@ -600,12 +606,16 @@ pub fn prepare_request(
 }
 
 impl Prepared {
-    /// Resolve the host we connect to (the endpoint's, or the proxy's).
-    pub fn resolve(&self) -> Result<Resolved, Failure> {
-        self.route.resolve().map_err(|e| Failure::Resolve {
-            host: self.route.connect_host().0.to_string(),
-            err: e.to_string(),
-        })
+    /// Resolve the host we connect to (the endpoint's, or the proxy's),
+    /// giving up at `deadline` (refresh_timeout's end).
+    pub fn resolve(&self, deadline: Instant) -> Result<Resolved, Failure> {
+        let limit = deadline.saturating_duration_since(Instant::now());
+        self.route
+            .resolve_within(limit)
+            .map_err(|e| Failure::Resolve {
+                host: self.route.connect_host().0.to_string(),
+                err: e.to_string(),
+            })
     }
 
     /// POST the request, retrying 5xx/network errors within the budget.
@@ -662,7 +672,7 @@ pub fn request_without_storing(
     let deadline = Instant::now() + budget;
     let settings = Settings::resolve(config, token);
     let prepared = prepare_request(loaded, token, &settings, token_path)?;
-    let resolved = prepared.resolve()?;
+    let resolved = prepared.resolve(deadline)?;
     before_send()?;
     let client = Client::new(&prepared.route, resolved, &prepared.trust);
     prepared

@@ -58,6 +58,17 @@ fn dir_of(target: &Path) -> PathBuf {
     }
 }
 
+/// Whether `name` is exactly one of our temp file names for the token
+/// whose [`temp_prefix`] is `prefix`: `<prefix><pid>-<n>`. A prefix match
+/// alone is not enough: token `a`'s prefix `.a.tmp-` also starts the live
+/// temp files of a token named `a.tmp-5` (`.a.tmp-5.tmp-<pid>-<n>`).
+fn is_temp_of(name: &str, prefix: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
+}
+
 /// Remove temp files a killed helper left beside `target`. Call only while
 /// holding the token's lock. Returns how many were removed.
 pub fn remove_stale_temps(target: &Path) -> io::Result<usize> {
@@ -65,7 +76,7 @@ pub fn remove_stale_temps(target: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir_of(target))? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) && entry.file_type()?.is_file()
+        if is_temp_of(&entry.file_name().to_string_lossy(), &prefix) && entry.file_type()?.is_file()
         {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => removed += 1,
@@ -267,10 +278,22 @@ mod tests {
         std::fs::write(d.join(".tok.json.tmp-9-4"), b"").unwrap();
         std::fs::write(d.join(".other.json.tmp-1-0"), b"").unwrap();
         std::fs::write(d.join(".tok.json.lock"), b"").unwrap();
+        // The live temp file of a token named `tok.json.tmp-5`, and names
+        // that only look like ours.
+        std::fs::write(d.join(".tok.json.tmp-5.tmp-77-0"), b"live").unwrap();
+        std::fs::write(d.join(".tok.json.tmp-1-2-3"), b"").unwrap();
+        std::fs::write(d.join(".tok.json.tmp--0"), b"").unwrap();
         assert_eq!(remove_stale_temps(&t).unwrap(), 2);
         assert_eq!(
             entries(&d),
-            [".other.json.tmp-1-0", ".tok.json.lock", "tok.json"]
+            [
+                ".other.json.tmp-1-0",
+                ".tok.json.lock",
+                ".tok.json.tmp--0",
+                ".tok.json.tmp-1-2-3",
+                ".tok.json.tmp-5.tmp-77-0",
+                "tok.json"
+            ]
         );
         std::fs::remove_dir_all(&d).unwrap();
     }

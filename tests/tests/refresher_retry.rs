@@ -116,3 +116,77 @@ fn sigterm_between_the_post_and_the_rename_keeps_the_rotated_token() {
     assert!(!env.provider.is_valid_refresh_token(&old));
     assert!(env.temp_files().is_empty());
 }
+
+/// A DNS server that never answers (a UDP socket on 127.0.0.2:53 that
+/// only receives) and resolv.conf asking for 30 s per try: the lookup
+/// before the sandbox must still end with refresh_timeout. The helper runs
+/// in its own mount namespace with that resolv.conf bound over the real one.
+#[test]
+fn dns_lookup_before_the_sandbox_is_bounded_by_refresh_timeout() {
+    let blackhole = std::net::UdpSocket::bind("127.0.0.2:53")
+        .expect("this test needs 127.0.0.2:53/udp free (it runs as root)");
+    let mut env = Env::new("dns-timeout");
+    let resolv = env.scratch.0.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.2\noptions timeout:30 attempts:1\n",
+    )
+    .unwrap();
+    env.set_config("refresh_timeout", json!(2));
+    env.set_config(
+        "token_endpoint",
+        json!("https://oauth2.sasl-xoauth2.example.test/token"),
+    );
+    env.write_token(&env.expired_token());
+    let original = env.token_bytes();
+    let mut cmd = env.command(&[]);
+    let src = std::ffi::CString::new(resolv.to_str().unwrap()).unwrap();
+    // SAFETY: between fork and exec only unshare and mount, on memory
+    // prepared before the fork.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            let none = std::ptr::null();
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    none,
+                    c"/".as_ptr(),
+                    none,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    none.cast(),
+                ) != 0
+                || libc::mount(
+                    src.as_ptr(),
+                    c"/etc/resolv.conf".as_ptr(),
+                    none,
+                    libc::MS_BIND,
+                    none.cast(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(&env.handoff());
+    }
+    let run = wait_limited(&env, child, Duration::from_secs(20));
+    let took = start.elapsed();
+    let mut buf = [0u8; 512];
+    blackhole.set_nonblocking(true).unwrap();
+    assert!(
+        blackhole.recv(&mut buf).is_ok(),
+        "the lookup must have asked our DNS server: {run:?}"
+    );
+    run.expect_code(exit::TEMPFAIL).expect_status(&[
+        "cannot resolve oauth2.sasl-xoauth2.example.test",
+        "no answer within",
+    ]);
+    assert!(took < Duration::from_secs(4), "took {took:?}: {run:?}");
+    assert_eq!(env.token_bytes(), original);
+    assert_eq!(env.provider.requests(), 0);
+}

@@ -156,8 +156,19 @@ pub fn lock_down(policy: &Policy) -> Result<Report, SandboxError> {
     let missing = decide(policy.mode, &support)?;
 
     // 2. One thread only: landlock confines the calling thread (seccomp is
-    //    installed on all threads). Checked when /proc is visible.
-    if let Some(n) = sys::thread_count().filter(|&n| n > 1) {
+    //    installed on all threads). Checked when /proc is visible; a thread
+    //    just joined (the bounded DNS lookup's) may take a moment to leave
+    //    /proc/self/task, so a second look comes after a short pause.
+    let extra_threads = || sys::thread_count().filter(|&n| n > 1);
+    let mut threads = extra_threads();
+    for _ in 0..20 {
+        if threads.is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        threads = extra_threads();
+    }
+    if let Some(n) = threads {
         return Err(fail(format!(
             "sandbox: {n} threads at lock-down; the helper must lock down single-threaded"
         )));
