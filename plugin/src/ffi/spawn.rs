@@ -27,10 +27,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
-/// The helper executable: an `O_PATH` descriptor opened at init (before
-/// Postfix chroots), and its path for messages. It is executed only through
-/// the descriptor (`execveat`): never by path, which inside the chroot
-/// would name another file or none.
+/// The helper executable: an `O_PATH` descriptor opened and checked at init
+/// (before Postfix chroots). It is executed only through the descriptor
+/// (`execveat`), never by path, which inside the chroot would name another
+/// file or none; without the descriptor there is no refresh, and the log
+/// says why ([`Exec::open`]'s error).
 #[derive(Debug)]
 pub struct Exec {
     fd: OwnedFd,
