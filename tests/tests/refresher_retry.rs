@@ -61,6 +61,17 @@ fn retries_fill_the_budget_and_the_next_helper_goes_on_with_the_backoff() {
 }
 
 #[test]
+fn passing_server_errors_are_retried_and_the_refresh_succeeds() {
+    let env = Env::with_mode("retry-ok", Mode::ServerErrorsThenOk(2));
+    env.write_token(&env.expired_token());
+    let run = env.run(&[]);
+    run.expect_code(exit::OK).expect_status(&["ok: refreshed"]);
+    assert_eq!(run.stderr.matches("HTTP 503").count(), 2, "{run:?}");
+    assert_eq!(env.provider.requests(), 3);
+    assert_eq!(lock_content(&env), "");
+}
+
+#[test]
 fn a_stale_or_garbled_marker_is_ignored() {
     let env = Env::new("retry-stale");
     env.write_token(&env.expired_token());
