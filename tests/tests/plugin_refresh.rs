@@ -529,3 +529,73 @@ fn twenty_logins_survive_five_server_errors_with_one_refresh() {
     let sent: std::collections::HashSet<String> = runs.iter().map(sent_token).collect();
     assert_eq!(sent.len(), 1, "everyone sent the one new token");
 }
+
+/// The helper is run only through the descriptor opened at init. When
+/// execveat fails (here: a script, which the kernel cannot run from a
+/// close-on-exec descriptor), there is no fallback to exec by path; the
+/// log says what happened.
+#[test]
+fn a_failed_execveat_is_reported_not_retried_by_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new("execveat", "");
+    let (token, _) = s.token(-100);
+    let original = std::fs::read(&token).unwrap();
+    let bin = s.dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = bin.join("helper.sh");
+    let ran = s.dir.join("script-ran");
+    std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.config_with_helper(&script, "");
+    let run = s.auth(&token, &[]);
+    assert!(run.rc("start", 0).unwrap() < 0, "{run:?}");
+    assert!(
+        run.log().iter().any(|l| l.contains("helper exit 127")
+            && l.contains("execveat of the refresh helper failed: errno 002")),
+        "{run:?}"
+    );
+    assert!(!ran.exists(), "the script must not have run by path");
+    assert_eq!(std::fs::read(&token).unwrap(), original);
+}
+
+/// A helper that never finishes (stopped with SIGSTOP) is killed by its
+/// supervisor, through the pidfd, at the safety deadline
+/// (3 × refresh_timeout + 30 s), and the supervisor then exits too.
+#[test]
+fn a_wedged_helper_is_killed_at_the_safety_deadline() {
+    let s = Setup::new("wedged", r#","refresh_timeout":1"#);
+    let (token, _) = s.token(300); // prefetch window: background refresh
+    s.provider.set_mode(Mode::Hung);
+    let run = s.auth(&token, &[]);
+    assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
+    let mut found = None;
+    wait_for("the helper", Duration::from_secs(5), || {
+        found = supervisor_of_helper(&s.dir);
+        found.is_some()
+    });
+    let (sup, helper) = found.unwrap();
+    let started = Instant::now();
+    // SAFETY: stopping the helper we found; a stale pid only fails.
+    assert_eq!(unsafe { libc::kill(helper, libc::SIGSTOP) }, 0);
+    wait_for(
+        "the supervisor to kill the helper",
+        Duration::from_secs(45),
+        || helpers_running(&s.dir) == 0,
+    );
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(25),
+        "killed after {took:?}: only at the safety deadline (33 s from its start)"
+    );
+    wait_for("the supervisor to exit", Duration::from_secs(5), || {
+        // Gone, or a zombie waiting for init.
+        std::fs::read_to_string(format!("/proc/{sup}/stat")).map_or(true, |st| {
+            st.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    });
+}
