@@ -26,6 +26,18 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "OAuth client secret (may be empty for public clients)",
     ),
     ("token_endpoint", "OAuth token endpoint URL"),
+    (
+        "allowed_token_endpoints",
+        "further token endpoints a token file may name (list of URLs)",
+    ),
+    (
+        "allow_token_file_proxy",
+        "let token files set \"proxy\" (default no)",
+    ),
+    (
+        "allow_token_file_ca",
+        "let token files set \"ca_bundle_file\" / \"ca_certs_dir\" (default no)",
+    ),
     ("scope", "scope sent with a refresh (optional)"),
     ("proxy", "HTTP(S) proxy URL for the refresh"),
     (
@@ -61,7 +73,7 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-pub const DEFAULT_TOKEN_ENDPOINT: &str = "https://accounts.google.com/o/oauth2/token";
+pub const DEFAULT_TOKEN_ENDPOINT: &str = crate::providers::GOOGLE_TOKEN_ENDPOINT;
 pub const DEFAULT_REFRESH_WINDOW: i64 = 10;
 pub const DEFAULT_PREFETCH_WINDOW: i64 = 600;
 pub const DEFAULT_REFRESH_TIMEOUT: u64 = 20;
@@ -75,6 +87,13 @@ pub struct Config {
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
     pub token_endpoint: Option<String>,
+    /// Token endpoints a token file may name besides the config's own and
+    /// the built-in provider ones (see [`crate::settings`]).
+    pub allowed_token_endpoints: Vec<String>,
+    /// Whether a token file may set `proxy`.
+    pub allow_token_file_proxy: bool,
+    /// Whether a token file may set `ca_bundle_file` / `ca_certs_dir`.
+    pub allow_token_file_ca: bool,
     pub scope: Option<String>,
     pub proxy: Option<String>,
     pub ca_bundle_file: Option<String>,
@@ -117,6 +136,9 @@ impl Config {
             client_id: f.string("client_id")?,
             client_secret: f.string("client_secret")?.map(Secret::new),
             token_endpoint: f.string("token_endpoint")?,
+            allowed_token_endpoints: f.string_list("allowed_token_endpoints")?,
+            allow_token_file_proxy: f.boolean("allow_token_file_proxy")?.unwrap_or(false),
+            allow_token_file_ca: f.boolean("allow_token_file_ca")?.unwrap_or(false),
             scope: f.string("scope")?,
             proxy: f.string("proxy")?,
             ca_bundle_file: f.string("ca_bundle_file")?,
@@ -270,6 +292,25 @@ impl Fields<'_> {
     pub fn boolean(&self, field: &'static str) -> Result<Option<bool>, FileError> {
         self.get(field, value::as_bool)
     }
+
+    /// A list of strings: a JSON array of strings, or one string holding
+    /// space- or comma-separated items (the C++ config has flat values).
+    pub fn string_list(&self, field: &'static str) -> Result<Vec<String>, FileError> {
+        let bad = || self.bad(field, "a list of URLs ([\"https://...\", ...])");
+        let items: Vec<String> = match self.obj.get(field) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::String(s)) => s
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(|s| s.trim().to_owned()).ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad()),
+        };
+        Ok(items.into_iter().filter(|s| !s.is_empty()).collect())
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +366,28 @@ mod tests {
         assert!(matches!(e.problem, Problem::Json { line: 1, .. }), "{e}");
         let e = parse("[1]").unwrap_err();
         assert_eq!(e.problem, Problem::NotObject);
+        let e = parse(r#"{"allowed_token_endpoints":[1]}"#).unwrap_err();
+        assert_eq!(e.field(), Some("allowed_token_endpoints"));
+        let e = parse(r#"{"allowed_token_endpoints":{"a":1}}"#).unwrap_err();
+        assert!(e.to_string().contains("a list of URLs"), "{e}");
+        let e = parse(r#"{"allow_token_file_ca":"maybe"}"#).unwrap_err();
+        assert_eq!(e.field(), Some("allow_token_file_ca"));
+    }
+
+    #[test]
+    fn trust_keys() {
+        let c = parse(
+            r#"{"allowed_token_endpoints":["https://a/t", " https://b/t "],
+                "allow_token_file_proxy":"yes"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.allowed_token_endpoints, ["https://a/t", "https://b/t"]);
+        assert!(c.allow_token_file_proxy && !c.allow_token_file_ca);
+        let c = parse(r#"{"allowed_token_endpoints":"https://a/t, https://b/t"}"#).unwrap();
+        assert_eq!(c.allowed_token_endpoints, ["https://a/t", "https://b/t"]);
+        let c = parse("{}").unwrap();
+        assert!(c.allowed_token_endpoints.is_empty());
+        assert!(!c.allow_token_file_proxy && !c.allow_token_file_ca);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod fsread;
 pub mod handoff;
 pub mod policy;
+pub mod providers;
 pub mod secret;
 pub mod settings;
 pub mod token;

@@ -175,16 +175,20 @@ pub fn run(req: &CheckRequest) -> Report {
         let prefetch = config.map_or(600, |c| c.prefetch_window());
         r.push(verdict::token_expiry(t, now, window, prefetch));
         if let Some(l) = &loaded {
-            let settings = Settings::resolve(l.config(), t);
-            let prepared = run::prepare_request(l, t, &settings, &path);
-            prepared_ok = prepared.is_ok();
-            r.push(verdict::settings(
-                l.config(),
-                t,
-                &path,
-                &settings,
-                prepared.as_ref(),
-            ));
+            let list = common::settings::overrides(l.config(), t);
+            r.push(verdict::overrides(&path, &l.config().path, &list));
+            // A refused override already failed above, with its fix.
+            if let Ok(settings) = Settings::resolve(l.config(), t) {
+                let prepared = run::prepare_request(l, t, &settings, &path);
+                prepared_ok = prepared.is_ok();
+                r.push(verdict::settings(
+                    l.config(),
+                    t,
+                    &path,
+                    &settings,
+                    prepared.as_ref(),
+                ));
+            }
         }
     }
 
@@ -533,7 +537,10 @@ fn online_check(
             format!("chmod 600 {} and check its contents", path.display()),
         );
     }
-    let settings = Settings::resolve(l.config(), t);
+    let settings = match run::resolve(l.config(), t, path) {
+        Ok(s) => s,
+        Err(f) => return Check::fail(N, format!("not attempted: {f}"), "see the overrides check"),
+    };
     let host = crate::http::Endpoint::parse(&settings.token_endpoint)
         .map(|e| e.display_host())
         .unwrap_or_default();

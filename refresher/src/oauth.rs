@@ -342,7 +342,7 @@ mod tests {
     fn settings(config: &str, token: &str) -> (Settings, TokenFile) {
         let c = Config::parse(config.as_bytes(), Path::new("/c")).unwrap();
         let t = TokenFile::parse(token.as_bytes(), Path::new("/t")).unwrap();
-        (Settings::resolve(&c, &t), t)
+        (Settings::resolve(&c, &t).unwrap(), t)
     }
 
     #[test]

@@ -313,15 +313,25 @@ fn check_token_mode(path: &Path, meta: &FileMeta) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Trust roots, in this order: a CA file/dir named in the token file; the
+/// The settings for `token` under the trust rule (common::settings): a
+/// refused override fails the refresh, naming the file, the key and the
+/// config key that would allow it, before anything is sent.
+pub fn resolve(config: &Config, token: &TokenFile, token_path: &Path) -> Result<Settings, Failure> {
+    Settings::resolve(config, token).map_err(|e| Failure::TokenUnsafe {
+        path: token_path.to_path_buf(),
+        why: e.to_string(),
+    })
+}
+
+/// Trust roots, in this order: a CA file/dir named in the token file (only
+/// when the config's allow_token_file_ca let it through [`resolve`]); the
 /// CA certificates handed over by the plugin; a CA file/dir named in the
 /// config; the built-in roots.
-fn load_trust(loaded: &Loaded, token: &TokenFile, settings: &Settings) -> Result<Trust, Failure> {
-    let o = &token.overrides;
-    if o.ca_bundle_file.is_some() || o.ca_certs_dir.is_some() {
+fn load_trust(loaded: &Loaded, settings: &Settings) -> Result<Trust, Failure> {
+    if settings.ca_from_token {
         return trust_from_paths(
-            o.ca_bundle_file.as_deref(),
-            o.ca_certs_dir.as_deref(),
+            settings.ca_bundle_file.as_deref(),
+            settings.ca_certs_dir.as_deref(),
             "token file",
         );
     }
@@ -411,7 +421,6 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     // no lock file and no network.
     let first = read_token(path)?;
     check_token_mode(path, &first.meta)?;
-    let first_settings = Settings::resolve(config, &first.token);
     let now = unix_now();
     if !req.force
         && decide(
@@ -419,7 +428,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
             None,
             &first.token,
             now,
-            first_settings.refresh_window,
+            Settings::refresh_window(config, &first.token),
             config.prefetch_window(),
         ) == Decision::NotDueFresh
     {
@@ -454,14 +463,13 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     }
     let cur = read_token(path)?;
     check_token_mode(path, &cur.meta)?;
-    let settings = Settings::resolve(config, &cur.token);
     let now = unix_now();
     match decide(
         req.force,
         seen.as_deref(),
         &cur.token,
         now,
-        settings.refresh_window,
+        Settings::refresh_window(config, &cur.token),
         config.prefetch_window(),
     ) {
         Decision::Refresh => {}
@@ -483,6 +491,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
 
     // Everything that can fail without the network fails here, before the
     // provider consumes (and possibly rotates) the refresh token.
+    let settings = resolve(config, &cur.token, path)?;
     let prepared = prepare_request(&loaded, &cur.token, &settings, path)?;
     let resolved = prepared.resolve(deadline)?;
     let pending =
@@ -601,7 +610,7 @@ pub fn prepare_request(
         None => None,
     };
     let route = Route { endpoint, proxy };
-    let trust = load_trust(loaded, token, settings)?;
+    let trust = load_trust(loaded, settings)?;
     Ok(Prepared { body, route, trust })
 }
 
@@ -670,7 +679,7 @@ pub fn request_without_storing(
     let config = &loaded.config;
     let budget = Duration::from_secs(config.refresh_timeout().max(1));
     let deadline = Instant::now() + budget;
-    let settings = Settings::resolve(config, token);
+    let settings = resolve(config, token, token_path)?;
     let prepared = prepare_request(loaded, token, &settings, token_path)?;
     let resolved = prepared.resolve(deadline)?;
     before_send()?;

@@ -21,6 +21,7 @@ const ALL_CHECKS: &[&str] = &[
     "token",
     "token-keys",
     "token-expiry",
+    "overrides",
     "settings",
     "token-mode",
     "token-owner",
@@ -48,7 +49,7 @@ fn a_correct_setup_passes_every_check() {
         run.expect_code(0);
         assert!(run
             .stdout
-            .ends_with("result: 0 FAIL, 0 warn, 18 ok (exit 0)\n"));
+            .ends_with("result: 0 FAIL, 0 warn, 19 ok (exit 0)\n"));
     }
     let dir = env.token_dir().display().to_string();
     let token = env.token.display().to_string();

@@ -230,3 +230,45 @@ fn online_request_runs_as_the_token_owner_not_root() {
         assert!(!stdout.contains(&s));
     }
 }
+
+#[test]
+fn token_file_overrides_are_listed_and_refused_ones_never_sent() {
+    let mut env = CheckEnv::new("online-trust", false);
+    let evil = testkit::provider::FakeProvider::start();
+    let mut tok = env.expired_token();
+    tok["token_endpoint"] = json!(evil.url());
+    tok["proxy"] = json!("http://user:pw-xyz@127.0.0.1:1");
+    env.write_token(&tok);
+    let run = env.run_text(&["--online"]);
+    run.expect_code(2)
+        .expect(
+            "overrides",
+            "FAIL",
+            &[
+                &format!("\"token_endpoint\" {} is refused", evil.url()),
+                "allowed_token_endpoints",
+                "\"proxy\" http://…@127.0.0.1:1 is refused",
+                "allow_token_file_proxy",
+            ],
+        )
+        .expect("online", "FAIL", &["not attempted"]);
+    assert!(!run.stdout.contains("pw-xyz"), "{}", run.stdout);
+    assert_eq!(evil.requests(), 0);
+    assert_eq!(env.provider.requests(), 0);
+
+    // Allowed: listed, with the token's own client; the check shows why.
+    env.set_config("allowed_token_endpoints", json!([env.provider.url()]));
+    let mut tok = env.expired_token();
+    tok["token_endpoint"] = json!(env.provider.url());
+    tok["client_secret"] = json!(env.provider.client_secret());
+    env.set_config("token_endpoint", json!("https://127.0.0.1:1/elsewhere"));
+    env.write_token(&tok);
+    env.run_text(&["--online"])
+        .expect(
+            "overrides",
+            "ok",
+            &["allowed (listed in allowed_token_endpoints)"],
+        )
+        .expect("online", "ok", &[]);
+    assert_eq!(env.provider.requests(), 1);
+}

@@ -599,3 +599,45 @@ fn a_wedged_helper_is_killed_at_the_safety_deadline() {
         })
     });
 }
+
+#[test]
+fn token_file_pointing_at_another_endpoint_is_refused_and_nothing_sent() {
+    // The attack of issue 11 through the real plugin: whoever can write
+    // the token file names their own endpoint, and a CA for it in the
+    // token directory, and expires the token.
+    let s = Setup::new("trust-rule", "");
+    let evil = FakeProvider::start();
+    let ca = s.dir.join("tokens/evil-ca.pem");
+    evil.write_ca(&ca).unwrap();
+    let path = s.dir.join("tokens/user@example.com");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"refresh_token":"{}","expiry":"0","token_endpoint":"{}","ca_bundle_file":"{}"}}"#,
+            s.refresh_token,
+            evil.url(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let run = s.auth(&path, &[]);
+    assert!(run.rc("start", 0).unwrap() < 0, "{run:?}");
+    assert_eq!(
+        evil.requests(),
+        0,
+        "the token file's endpoint was contacted"
+    );
+    assert_eq!(s.provider.requests(), 0);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let log = run.log().join("\n");
+    for want in [
+        "\"token_endpoint\"",
+        "allowed_token_endpoints",
+        "nothing was sent",
+    ] {
+        assert!(log.contains(want), "log lacks {want:?}:\n{log}");
+    }
+    assert!(!log.contains(evil.client_secret()) && !log.contains(s.provider.client_secret()));
+}

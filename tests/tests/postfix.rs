@@ -487,7 +487,13 @@ fn two_accounts_two_providers(chroot: bool) {
     // One CA bundle for both token endpoints (handed to the helper).
     let ca = pf.base.join("provider-ca.pem");
     std::fs::write(&ca, format!("{}{}", a.ca_pem(), b.ca_pem())).unwrap();
-    pf.plugin_config(&plugin_config(&a, &ca, &json!({})));
+    // Bob's token file names its own endpoint (and client): the config must
+    // allow it (the trust rule in common::settings).
+    pf.plugin_config(&plugin_config(
+        &a,
+        &ca,
+        &json!({ "allowed_token_endpoints": [b.url()] }),
+    ));
 
     let alice = pf.write_token("alice.json", &token_json(&a, 0));
     let mut bob_token = token_json(&b, 0);

@@ -236,11 +236,15 @@ fn client_credentials_grant_needs_no_refresh_token() {
 #[test]
 fn per_token_overrides_win() {
     let mut env = Env::new("overrides");
-    // The config points elsewhere; the token file names the real endpoint and client.
+    // The config points elsewhere; the token file names the real endpoint
+    // (allow-listed by the config) and its own client.
     env.set_config("client_id", json!("wrong-client"));
+    env.set_config("client_secret", json!("wrong-secret"));
     env.set_config("token_endpoint", json!("https://127.0.0.1:1/nowhere"));
+    env.set_config("allowed_token_endpoints", json!([env.provider.url()]));
     let mut tok = env.expired_token();
     tok["client_id"] = json!(env.provider.client_id());
+    tok["client_secret"] = json!(env.provider.client_secret());
     tok["token_endpoint"] = json!(env.provider.url());
     env.write_token(&tok);
     env.run(&[]).expect_code(exit::OK);

@@ -5,9 +5,7 @@ mod refresher_support;
 
 use refresher_support::*;
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 use testkit::provider::Mode;
 
@@ -156,63 +154,6 @@ fn provider_certificate_is_verified() {
     env.set_config("ca_certs_dir", json!(cadir.display().to_string()));
     env.run(&["--force"]).expect_code(exit::OK);
     assert_eq!(env.provider.requests(), 2);
-}
-
-/// A minimal HTTP CONNECT proxy on 127.0.0.1 that records the targets.
-struct ConnectProxy {
-    port: u16,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl ConnectProxy {
-    fn start() -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut client) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || {
-                    let mut head = Vec::new();
-                    let mut b = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-                        if client.read(&mut b).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(b[0]);
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let line = head.lines().next().unwrap_or("").to_string();
-                    s.lock().unwrap().push(line.clone());
-                    let mut parts = line.split(' ');
-                    let (Some("CONNECT"), Some(target)) = (parts.next(), parts.next()) else {
-                        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
-                        return;
-                    };
-                    let Ok(upstream) = TcpStream::connect(target) else {
-                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
-                        return;
-                    };
-                    client
-                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        .unwrap();
-                    let (mut c2, mut u2) =
-                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                    let (mut c1, mut u1) = (client, upstream);
-                    let t = std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut c2, &mut u2);
-                        let _ = u2.shutdown(std::net::Shutdown::Write);
-                    });
-                    let _ = std::io::copy(&mut u1, &mut c1);
-                    let _ = c1.shutdown(std::net::Shutdown::Write);
-                    let _ = t.join();
-                });
-            }
-        });
-        ConnectProxy { port, seen }
-    }
 }
 
 #[test]

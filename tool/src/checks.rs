@@ -107,7 +107,11 @@ fn refresh_once(config: Config, token: &TokenFile, path: &Path) -> Result<String
     use refresher::error::Failure;
     use refresher::oauth::ResponseError;
 
-    let endpoint = Settings::resolve(&config, token).token_endpoint;
+    // The trust rule refuses (inside request_without_storing) before
+    // anything is sent; the endpoint here only picks the wording.
+    let endpoint = Settings::resolve(&config, token)
+        .map(|s| s.token_endpoint)
+        .unwrap_or_default();
     let loaded = refresher::run::Loaded::from_config(config);
     match refresher::run::request_without_storing(&loaded, path, token, || Ok(())) {
         Ok(g) => {

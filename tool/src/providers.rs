@@ -2,11 +2,12 @@
 
 use crate::cli::CloudArg;
 use crate::error::ToolError;
+use common::providers::{MICROSOFT_LOGIN_CHINA, MICROSOFT_LOGIN_PUBLIC, MICROSOFT_LOGIN_USGOV};
 
 pub const GOOGLE_AUTH_ENDPOINT: &str = "https://accounts.google.com/o/oauth2/auth";
 /// Same endpoint as the C++ tool and the config default, so a token file
 /// made here refreshes with an unchanged `/etc/sasl-xoauth2.conf`.
-pub const GOOGLE_TOKEN_ENDPOINT: &str = common::config::DEFAULT_TOKEN_ENDPOINT;
+pub const GOOGLE_TOKEN_ENDPOINT: &str = common::providers::GOOGLE_TOKEN_ENDPOINT;
 pub const GOOGLE_DEFAULT_SCOPE: &str = "https://mail.google.com/";
 /// Path of the loopback redirect for Google, as in the C++ tool.
 pub const GOOGLE_REDIRECT_PATH: &str = "/oauth2_result";
@@ -17,7 +18,9 @@ pub enum Provider {
     Microsoft,
 }
 
-/// A Microsoft cloud: its login host and the resource that owns SMTP.Send.
+/// A Microsoft cloud: its login host (from `common::providers`, the list
+/// the refresh's trust rule accepts in token files) and the resource that
+/// owns SMTP.Send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cloud {
     pub login_base: &'static str,
@@ -28,21 +31,21 @@ impl Cloud {
     pub fn of(arg: CloudArg) -> Cloud {
         match arg {
             CloudArg::Public => Cloud {
-                login_base: "https://login.microsoftonline.com",
+                login_base: MICROSOFT_LOGIN_PUBLIC,
                 smtp_resource: "https://outlook.office.com",
             },
             CloudArg::Usgov => Cloud {
-                login_base: "https://login.microsoftonline.us",
+                login_base: MICROSOFT_LOGIN_USGOV,
                 smtp_resource: "https://outlook.office365.us",
             },
             // DoD tenants sign in at the same .us login host as GCC High;
             // only the Exchange resource differs.
             CloudArg::UsgovDod => Cloud {
-                login_base: "https://login.microsoftonline.us",
+                login_base: MICROSOFT_LOGIN_USGOV,
                 smtp_resource: "https://outlook-dod.office365.us",
             },
             CloudArg::China => Cloud {
-                login_base: "https://login.chinacloudapi.cn",
+                login_base: MICROSOFT_LOGIN_CHINA,
                 smtp_resource: "https://partner.outlook.cn",
             },
         }
@@ -115,13 +118,7 @@ impl Endpoints {
 /// The tenant goes into a URL path: allow only what tenant names, IDs and
 /// domains are made of.
 fn check_tenant(tenant: &str) -> Result<(), ToolError> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 256
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-        && !tenant.starts_with('.');
-    if ok {
+    if common::providers::is_tenant(tenant) {
         Ok(())
     } else {
         Err(ToolError::Usage(format!(
@@ -186,6 +183,26 @@ mod tests {
             cn.default_scope(),
             "https://partner.outlook.cn/SMTP.Send offline_access"
         );
+    }
+
+    #[test]
+    fn default_token_endpoints_pass_the_trust_rule() {
+        use common::providers::is_builtin_token_endpoint;
+        let d = EndpointOverrides::default();
+        assert!(is_builtin_token_endpoint(
+            &Endpoints::google(&d).unwrap().token
+        ));
+        for cloud in [
+            CloudArg::Public,
+            CloudArg::Usgov,
+            CloudArg::UsgovDod,
+            CloudArg::China,
+        ] {
+            for tenant in ["common", "consumers", "contoso.onmicrosoft.com"] {
+                let e = Endpoints::microsoft(Cloud::of(cloud).login_base, tenant, &d).unwrap();
+                assert!(is_builtin_token_endpoint(&e.token), "{}", e.token);
+            }
+        }
     }
 
     #[test]

@@ -273,3 +273,40 @@ fn test_token_refresh_checks_the_certificate() {
     assert_eq!(fin.stdout, "Config check passed.\nToken refresh failed.\n");
     assert!(fake.seen().is_empty());
 }
+
+#[test]
+fn test_token_refresh_refuses_a_token_file_endpoint_the_config_does_not_allow() {
+    let fake = Fake::start(Behaviour::default());
+    let evil = Fake::start(Behaviour::default());
+    let (c, t, _) = refresh_setup(&fake, REFRESH_TOKEN);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+    v["token_endpoint"] = format!("{}/o/oauth2/token", evil.base).into();
+    let content = v.to_string();
+    std::fs::write(&t, &content).unwrap();
+    let fin = tool(
+        &[
+            "test-token-refresh",
+            t.to_str().unwrap(),
+            "--config-file",
+            c.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(fin.status.code(), Some(1), "{}", fin.all());
+    assert_eq!(fin.stdout, "Config check passed.\nToken refresh failed.\n");
+    for want in [
+        t.to_str().unwrap(),
+        "\"token_endpoint\"",
+        "allowed_token_endpoints",
+        "nothing was sent",
+    ] {
+        assert!(fin.stderr.contains(want), "{want:?}: {}", fin.all());
+    }
+    assert!(
+        evil.seen().is_empty(),
+        "the token file's endpoint was asked"
+    );
+    assert!(fake.seen().is_empty());
+    assert_eq!(std::fs::read_to_string(&t).unwrap(), content);
+    assert_no_secrets(&fin.all(), &fake.secrets());
+}

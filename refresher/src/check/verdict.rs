@@ -14,6 +14,7 @@ use crate::sandbox::{decide, Support, Wall};
 use common::config::{nearest_known_key, SandboxMode, KNOWN_KEYS};
 use common::error::FileError;
 use common::policy::{freshness, Freshness};
+use common::settings::{Override, Verdict};
 use common::token::Grant;
 use common::{Config, Settings, TokenFile};
 use std::path::{Path, PathBuf};
@@ -346,6 +347,58 @@ pub fn split_failure(f: &Failure) -> (String, String) {
     match text.rsplit_once("; ") {
         Some((what, fix)) => (what.to_string(), fix.to_string()),
         None => (text, "see the message".to_string()),
+    }
+}
+
+/// Each token-file override of where the request goes or whom it trusts
+/// (token_endpoint, proxy, ca_bundle_file, ca_certs_dir) and whether the
+/// trust rule (common::settings) allows it.
+pub fn overrides(token_path: &Path, config_path: &Path, list: &[Override]) -> Check {
+    const N: &str = "overrides";
+    if list.is_empty() {
+        return Check::ok(
+            N,
+            "the token file sets no token_endpoint, proxy, ca_bundle_file or ca_certs_dir of its own",
+        );
+    }
+    let what = format!(
+        "{}: {}",
+        q(token_path),
+        list.iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let fixes: Vec<String> = list
+        .iter()
+        .filter_map(|o| match o.verdict {
+            Verdict::Refused("allowed_token_endpoints") => Some(format!(
+                "if {} is yours, add it to \"allowed_token_endpoints\" in {} and give {} its own \"client_id\"/\"client_secret\"; otherwise remove \"token_endpoint\" from it",
+                o.shown,
+                q(config_path),
+                q(token_path)
+            )),
+            Verdict::Refused(allow) => Some(format!(
+                "set \"{allow}\": true in {} if you trust whoever can write {}, or remove \"{}\" from it",
+                q(config_path),
+                q(token_path),
+                o.key
+            )),
+            Verdict::NeedsOwnSecret => Some(format!(
+                "add the account's own \"client_id\" and \"client_secret\" to {}",
+                q(token_path)
+            )),
+            _ => None,
+        })
+        .collect();
+    if fixes.is_empty() {
+        Check::ok(N, what)
+    } else {
+        Check::fail(
+            N,
+            format!("refresh refused, nothing would be sent: {what}"),
+            fixes.join("; "),
+        )
     }
 }
 

@@ -6,7 +6,7 @@
 
 use common::handoff::Handoff;
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +87,8 @@ pub struct Env {
     pub ca_pem: String,
     /// Extra values that must never show up in output.
     pub extra_secrets: Vec<String>,
+    /// Run the helper as this uid/gid (the token owner) instead of ours.
+    pub as_uid: Option<u32>,
 }
 
 impl Env {
@@ -117,6 +119,7 @@ impl Env {
             scratch,
             provider,
             extra_secrets: Vec::new(),
+            as_uid: None,
         };
         env.write_config();
         env
@@ -190,6 +193,10 @@ impl Env {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(u) = self.as_uid {
+            use std::os::unix::process::CommandExt;
+            c.uid(u).gid(u);
+        }
         c
     }
 
@@ -320,4 +327,61 @@ impl Rng {
 /// Path of a file in `dir` as a string.
 pub fn p(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+/// A minimal HTTP CONNECT proxy on 127.0.0.1 that records the targets.
+pub struct ConnectProxy {
+    pub port: u16,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    pub fn start() -> ConnectProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                        if client.read(&mut b).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(b[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    s.lock().unwrap().push(line.clone());
+                    let mut parts = line.split(' ');
+                    let (Some("CONNECT"), Some(target)) = (parts.next(), parts.next()) else {
+                        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+                        return;
+                    };
+                    let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .unwrap();
+                    let (mut c2, mut u2) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    let (mut c1, mut u1) = (client, upstream);
+                    let t = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut u2);
+                        let _ = u2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut u1, &mut c1);
+                    let _ = c1.shutdown(std::net::Shutdown::Write);
+                    let _ = t.join();
+                });
+            }
+        });
+        ConnectProxy { port, seen }
+    }
 }
