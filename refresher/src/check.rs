@@ -133,6 +133,7 @@ pub fn run(req: &CheckRequest) -> Report {
     ));
     if let Some(v) = view {
         r.push(verdict::postfix_sasl(v));
+        r.push(verdict::postfix_tls(v));
     }
     r.push(plugin_check(view));
 

@@ -231,8 +231,17 @@ fn relay_pki(hostname: &str) -> (String, Vec<CertificateDer<'static>>, PrivateKe
     };
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "sasl-xoauth2 test relay CA (throwaway)");
+    // A name of its own: OpenSSL (Postfix's verification) picks the issuer
+    // by name, so two relays' CAs in one CA file must not share one.
+    static N: AtomicUsize = AtomicUsize::new(0);
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!(
+            "sasl-xoauth2 test relay CA {}-{} (throwaway)",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ),
+    );
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).expect("CA cert");

@@ -15,6 +15,7 @@ const ALL_CHECKS: &[&str] = &[
     "config-keys",
     "postfix",
     "postfix-sasl",
+    "postfix-tls",
     "plugin",
     "helper",
     "sandbox",
@@ -49,7 +50,7 @@ fn a_correct_setup_passes_every_check() {
         run.expect_code(0);
         assert!(run
             .stdout
-            .ends_with("result: 0 FAIL, 0 warn, 19 ok (exit 0)\n"));
+            .ends_with("result: 0 FAIL, 0 warn, 20 ok (exit 0)\n"));
     }
     let dir = env.token_dir().display().to_string();
     let token = env.token.display().to_string();
@@ -720,6 +721,38 @@ fn postfix_chroot_and_where_smtp_opens_the_token() {
         ],
     );
     assert!(!run.has("postfix-sasl"));
+}
+
+#[test]
+fn postfix_tls_warns_when_the_token_could_leave_unprotected() {
+    let mut env = CheckEnv::new("pf-tls", false);
+    let pc = format!("postconf -e -c {}", env.pf_dir.display());
+    env.run(&[]).expect(
+        "postfix-tls",
+        OK,
+        &["the token only leaves over verified TLS"],
+    );
+    // The C++ README's settings: TLS, but not verified.
+    env.set_main("smtp_tls_security_level", "encrypt");
+    env.set_main("smtp_sasl_security_options", "");
+    env.run(&[]).expect_code(1).expect(
+        "postfix-tls",
+        WARN,
+        &[
+            "does not verify the relay's certificate",
+            "smtp/unix (smtp_tls_security_level = encrypt)",
+            &format!("fix: {pc} 'smtp_tls_security_level = secure'"),
+        ],
+    );
+    env.set_main("smtp_tls_security_level", "may");
+    env.run(&[]).expect_code(1).expect(
+        "postfix-tls",
+        WARN,
+        &[
+            "the token may be sent without TLS",
+            "'smtp_sasl_security_options = noanonymous, noplaintext'",
+        ],
+    );
 }
 
 #[test]

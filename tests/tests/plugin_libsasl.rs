@@ -88,9 +88,12 @@ fn pluginviewer_lists_both_mechanisms_with_ssf_60() {
             .unwrap_or_else(|| panic!("{mech} not listed:\n{text}"));
         assert!(block.contains("best SSF: 60"), "{block}");
         assert!(
-            block.contains("security flags: NO_ANONYMOUS|NO_PLAINTEXT|PASS_CREDENTIALS"),
+            block.contains("security flags: NO_ANONYMOUS|PASS_CREDENTIALS\n"),
             "{block}"
         );
+        // A bearer token is plaintext-equivalent: the plugin must not claim
+        // otherwise, or `noplaintext` would let it onto cleartext links.
+        assert!(!block.contains("NO_PLAINTEXT"), "{block}");
         assert!(
             block.contains("features: WANT_CLIENT_FIRST|PROXY_AUTHENTICATION"),
             "{block}"

@@ -93,7 +93,11 @@ impl World {
         let provider = Arc::new(FakeProvider::start());
         let relay = FakeRelay::start(setup.relay, vec![Account::new(provider.clone(), USER)]);
         let mut pf = Instance::new(name, chroot, relay.port());
-        pf.relay_tls(relay.ca_pem().expect("STARTTLS relay"));
+        match relay.ca_pem() {
+            Some(ca) => pf.relay_tls(ca),
+            // A relay without STARTTLS: README's recipe all the same.
+            None => pf.set("smtp_tls_security_level", "secure"),
+        };
         let ca = pf.base.join("provider-ca.pem");
         provider.write_ca(&ca).unwrap();
         let config = plugin_config(&provider, &ca, &setup.config);
@@ -230,7 +234,7 @@ fn valid_token(chroot: bool) {
     w.expect_delivered(1, "XOAUTH2", &at);
     assert_eq!(w.provider.requests(), 0, "a valid token needs no refresh");
     w.pf.wait_log(
-        &["Trusted TLS connection established to 127.0.0.1"],
+        &["Verified TLS connection established to 127.0.0.1"],
         DEADLINE,
     );
     let attempts = w.relay.auth_attempts();
@@ -560,6 +564,70 @@ fn two_accounts_two_providers(chroot: bool) {
     pf.assert_no_secrets(&secrets);
 }
 
+/// README's recipe keeps the token off a relay that offers no STARTTLS:
+/// `secure` refuses the session; and were TLS only opportunistic (`may`),
+/// `noplaintext` still keeps XOAUTH2/OAUTHBEARER off the cleartext link,
+/// now that the plugin no longer claims SASL_SEC_NOPLAINTEXT.
+fn no_starttls_relay_never_sees_the_token(chroot: bool) {
+    let mut w = World::new(
+        "no-starttls",
+        chroot,
+        Setup {
+            relay: RelayOptions {
+                starttls: false,
+                ..RelayOptions::default()
+            },
+            ..Setup::default()
+        },
+    );
+    w.pf.start();
+    w.send("over cleartext?");
+    w.pf.wait_deferred(SENDER, DEADLINE);
+    w.pf.wait_log(&["TLS is required, but was not offered"], DEADLINE);
+    assert!(w.relay.auth_attempts().is_empty());
+
+    w.pf.set("smtp_tls_security_level", "may");
+    w.pf.reload();
+    w.pf.wait_log(&["postfix/master", "reload"], DEADLINE);
+    w.pf.flush();
+    w.pf.wait_log(
+        &["cannot authenticate to server", "no mechanism available"],
+        DEADLINE,
+    );
+    let attempts = w.relay.auth_attempts();
+    assert!(attempts.is_empty(), "token sent in cleartext: {attempts:?}");
+    assert!(w.relay.messages().is_empty());
+    assert_eq!(w.pf.queue().len(), 1, "the mail stays queued");
+    w.finish();
+}
+
+/// The C++ README's settings (`smtp_sasl_security_options =` empty,
+/// `smtp_sasl_mechanism_filter = xoauth2`, `smtp_tls_security_level =
+/// encrypt`) still select the plugin.
+fn cxx_readme_settings_still_select_the_plugin(chroot: bool) {
+    let mut w = World::new(
+        "cxx-settings",
+        chroot,
+        Setup {
+            main: vec![
+                ("smtp_sasl_security_options", ""),
+                (
+                    "smtp_sasl_tls_security_options",
+                    "$smtp_sasl_security_options",
+                ),
+                ("smtp_sasl_mechanism_filter", "xoauth2"),
+                ("smtp_tls_security_level", "encrypt"),
+            ],
+            ..Setup::default()
+        },
+    );
+    let at = w.access_token();
+    w.pf.start();
+    w.send("c++ settings");
+    w.expect_delivered(1, "XOAUTH2", &at);
+    w.finish();
+}
+
 macro_rules! both_modes {
     ($($name:ident),* $(,)?) => {
         /// smtp and relay chrooted in the queue directory (Debian's default).
@@ -582,4 +650,6 @@ both_modes!(
     oauthbearer_filter,
     xoauth2_preferred_over_login,
     two_accounts_two_providers,
+    no_starttls_relay_never_sees_the_token,
+    cxx_readme_settings_still_select_the_plugin,
 );

@@ -22,7 +22,12 @@ const fn plug(name: &'static CStr, glob_context: *mut c_void) -> sasl_client_plu
         // Above LOGIN/PLAIN's 0 so that with `xoauth2,login` allowed,
         // libsasl2 deterministically prefers us.
         max_ssf: 60,
-        security_flags: SASL_SEC_NOANONYMOUS | SASL_SEC_NOPLAINTEXT | SASL_SEC_PASS_CREDENTIALS,
+        // No SASL_SEC_NOPLAINTEXT: a bearer token is as good as a password
+        // to whoever sees it, and this plugin cannot see whether the
+        // connection is encrypted (Postfix never sets SASL_SSF_EXTERNAL), so
+        // `smtp_sasl_security_options = noplaintext` must keep us off
+        // unencrypted connections as it does PLAIN and LOGIN.
+        security_flags: SASL_SEC_NOANONYMOUS | SASL_SEC_PASS_CREDENTIALS,
         features: SASL_FEAT_WANT_CLIENT_FIRST | SASL_FEAT_ALLOWS_PROXY,
         required_prompts: std::ptr::null(),
         glob_context,

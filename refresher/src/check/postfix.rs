@@ -15,6 +15,10 @@ pub const PARAMS: &[&str] = &[
     "import_environment",
     "smtp_sasl_auth_enable",
     "smtp_sasl_mechanism_filter",
+    "smtp_sasl_security_options",
+    "smtp_sasl_tls_security_options",
+    "smtp_tls_security_level",
+    "smtp_tls_policy_maps",
 ];
 
 /// A master.cf service that runs the smtp(8) client.

@@ -976,6 +976,70 @@ pub fn postfix_sasl(view: &View) -> Check {
     )
 }
 
+/// Whether the bearer token can leave over a connection without TLS, or
+/// with TLS that does not verify the relay. The plugin cannot tell (Postfix
+/// gives libsasl2 no TLS state), so Postfix must: `smtp_tls_security_level
+/// = secure` (or verify, dane-only, fingerprint) and `noplaintext` in
+/// `smtp_sasl_security_options` (only consulted without TLS).
+pub fn postfix_tls(view: &View) -> Check {
+    const N: &str = "postfix-tls";
+    let pc = view.command.replacen("postconf", "postconf -e", 1);
+    let fix = format!(
+        "{pc} 'smtp_tls_security_level = secure' 'smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt' \
+         'smtp_sasl_security_options = noanonymous, noplaintext' 'smtp_sasl_tls_security_options = noanonymous', then postfix reload"
+    );
+    let mut cleartext = Vec::new();
+    let mut unverified = Vec::new();
+    for s in &view.services {
+        let sv = |k| view.param_for(&s.name, k);
+        if !sv("smtp_sasl_auth_enable").eq_ignore_ascii_case("yes") {
+            continue;
+        }
+        let level = sv("smtp_tls_security_level").trim().to_ascii_lowercase();
+        let noplaintext = sv("smtp_sasl_security_options")
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .any(|o| o.eq_ignore_ascii_case("noplaintext"));
+        let name = format!("{} (smtp_tls_security_level = {level})", s.name);
+        match level.as_str() {
+            "secure" | "verify" | "dane-only" | "fingerprint" => {}
+            "encrypt" => unverified.push(name),
+            // none, may, dane (falls back to may), empty: TLS is optional.
+            _ if noplaintext => unverified.push(name),
+            _ => cleartext.push(name),
+        }
+    }
+    let maps = view.param("smtp_tls_policy_maps").trim();
+    let maps_note = if maps.is_empty() {
+        String::new()
+    } else {
+        format!(" (smtp_tls_policy_maps = {maps} may set other levels per destination; not read)")
+    };
+    if !cleartext.is_empty() {
+        return Check::warn(
+            N,
+            format!(
+                "the token may be sent without TLS: {} without \"noplaintext\" in smtp_sasl_security_options (a bearer token is plaintext-equivalent){maps_note}",
+                cleartext.join(", ")
+            ),
+            fix,
+        );
+    }
+    if !unverified.is_empty() {
+        return Check::warn(
+            N,
+            format!(
+                "the token may be sent over TLS that does not verify the relay's certificate (a man in the middle gets it): {}{maps_note}",
+                unverified.join(", ")
+            ),
+            fix,
+        );
+    }
+    Check::ok(
+        N,
+        format!("the token only leaves over verified TLS{maps_note}"),
+    )
+}
+
 /// The plugin in the directories libsasl2 loads plugins from.
 pub fn plugin(
     dirs: &[PathBuf],
@@ -1720,6 +1784,72 @@ mod tests {
             postfix_sasl(&pf_view(m, &[("smtp_sasl_mechanism_filter", "hash:/x")])).status,
             Warn
         );
+    }
+
+    #[test]
+    fn postfix_tls_verdicts() {
+        use Status::{Ok as Good, Warn};
+        let m = "smtp unix - - n - - smtp\nrelay unix - - n - - smtp\n";
+        let recipe = [
+            ("smtp_tls_security_level", "secure"),
+            ("smtp_sasl_security_options", "noanonymous, noplaintext"),
+        ];
+        assert_eq!(postfix_tls(&pf_view(m, &recipe)).status, Good);
+        // The C++ README's settings: encrypted, not verified.
+        let c = postfix_tls(&pf_view(
+            m,
+            &[
+                ("smtp_tls_security_level", "encrypt"),
+                ("smtp_sasl_security_options", ""),
+            ],
+        ));
+        assert_eq!(c.status, Warn);
+        assert!(c.message.contains("does not verify"), "{c:?}");
+        assert!(
+            c.fix.as_deref().unwrap().starts_with(
+                "postconf -e -c /etc/pf 'smtp_tls_security_level = secure' 'smtp_tls_CAfile = "
+            ),
+            "{c:?}"
+        );
+        // Opportunistic TLS without noplaintext: cleartext possible.
+        let c = postfix_tls(&pf_view(
+            m,
+            &[
+                ("smtp_tls_security_level", "may"),
+                ("smtp_sasl_security_options", "noanonymous"),
+            ],
+        ));
+        assert_eq!(c.status, Warn);
+        assert!(c.message.contains("without TLS"), "{c:?}");
+        assert!(c.fix.as_deref().unwrap().contains("noplaintext"));
+        // noplaintext keeps it off cleartext, but TLS stays unverified.
+        let c = postfix_tls(&pf_view(
+            m,
+            &[
+                ("smtp_tls_security_level", "may"),
+                ("smtp_sasl_security_options", "noplaintext"),
+            ],
+        ));
+        assert!(c.message.contains("does not verify"), "{c:?}");
+        // A master.cf override for one service counts.
+        let mut v = pf_view(m, &recipe);
+        v.overrides.insert(
+            "relay/unix".into(),
+            [
+                ("smtp_tls_security_level".to_string(), "none".to_string()),
+                ("smtp_sasl_security_options".to_string(), String::new()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let c = postfix_tls(&v);
+        assert_eq!(c.status, Warn);
+        assert!(
+            c.message
+                .contains("relay/unix (smtp_tls_security_level = none)"),
+            "{c:?}"
+        );
+        assert!(!c.message.contains("smtp/unix"), "{c:?}");
     }
 
     #[test]

@@ -332,6 +332,10 @@ impl CheckEnv {
             ("mail_owner", "postfix".into()),
             ("smtp_sasl_auth_enable", "yes".into()),
             ("smtp_sasl_mechanism_filter", "xoauth2".into()),
+            // README's recipe: the token only over verified TLS.
+            ("smtp_tls_security_level", "secure".into()),
+            ("smtp_sasl_security_options", "noanonymous, noplaintext".into()),
+            ("smtp_sasl_tls_security_options", "noanonymous".into()),
             (
                 "import_environment",
                 format!(
