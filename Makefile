@@ -39,7 +39,9 @@ demo:
 
 install: build
 	install -D -m 0755 $(RELEASE)/libsasl_xoauth2.so $(DESTDIR)$(SASL_PLUGIN_DIR)/libsasl-xoauth2.so
-	install -D -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/sasl-xoauth2-refresh
+	# 0711: not readable, so the kernel makes it non-dumpable from exec on
+	# (no other process of the mail user can read its memory or its stdin).
+	install -D -m 0711 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/sasl-xoauth2-refresh
 	install -D -m 0755 $(RELEASE)/sasl-xoauth2-tool $(DESTDIR)$(BINDIR)/sasl-xoauth2-tool
 	for page in docs/*.[1-8]; do \
 	  [ -f "$$page" ] || continue; \

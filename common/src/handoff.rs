@@ -8,6 +8,12 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+/// What the helper writes first on its stdout, once it has verified that it
+/// is no longer dumpable (so no other process of its user can open its
+/// `/proc/PID/fd/0` or ptrace it): only then does the plugin write the
+/// handoff. The plugin strips it from the output it keeps.
+pub const READY: &[u8] = b"sasl-xoauth2-refresh: non-dumpable, ready for the handoff\n";
+
 /// Largest handoff message: the config plus a CA bundle.
 pub const MAX_HANDOFF_SIZE: u64 = 4 * 1024 * 1024;
 

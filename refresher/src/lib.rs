@@ -23,3 +23,5 @@ pub mod run;
 pub mod sandbox;
 pub mod store;
 mod sys;
+
+pub use sys::dumpable;

@@ -46,6 +46,26 @@ fn main() -> ExitCode {
         println!("error: sandbox setup failed: {e}");
         return code(common::exit::OSERR);
     }
+    // The handshake: the plugin writes the config handoff only after this
+    // line, so it never sits in the pipe of a dumpable process.
+    if matches!(request.config, refresher::run::ConfigSource::Fd(_)) {
+        match refresher::dumpable() {
+            Ok(false) => {
+                let mut out = std::io::stdout();
+                let _ = out
+                    .write_all(common::handoff::READY)
+                    .and_then(|_| out.flush());
+            }
+            Ok(true) => {
+                println!("error: still dumpable after hardening; refusing to read the config handoff (a bug: please report it)");
+                return code(common::exit::OSERR);
+            }
+            Err(e) => {
+                println!("error: cannot read the dumpable flag ({e}); refusing to read the config handoff");
+                return code(common::exit::OSERR);
+            }
+        }
+    }
     let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         refresher::run::run_with(&request, preloaded)
     })) {

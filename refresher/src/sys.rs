@@ -64,6 +64,18 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Whether the process is dumpable (`PR_GET_DUMPABLE`): while it is, other
+/// processes of its user may open its `/proc/PID/fd/*` and ptrace it.
+pub fn dumpable() -> io::Result<bool> {
+    // SAFETY: PR_GET_DUMPABLE takes no pointer arguments and only reads a
+    // flag of this process.
+    let r = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r != 0)
+}
+
 /// Whether the process runs in secure-execution mode (setuid/setgid or
 /// file capabilities), in which environment overrides must be ignored.
 pub fn secure_execution() -> bool {

@@ -13,7 +13,10 @@
  * --hostile-signals blocks every signal, ignores SIGCHLD and catches
  * SIGTERM/SIGUSR1; --no-close-range makes close_range(2) fail with ENOSYS
  * (a seccomp filter, inherited by every child), as on kernels before 5.9;
- * --leak-fd PATH opens PATH without O_CLOEXEC and keeps it open. At the
+ * --leak-fd PATH opens PATH without O_CLOEXEC and keeps it open.
+ * --setuid UID becomes UID (group UID too) right after sasl_client_init,
+ * as Postfix's smtp does after loading plugins (which leaves it, and its
+ * children until they exec, non-dumpable). At the
  * end it prints "fds N" (open descriptors) and "children N" (processes,
  * zombies included, whose parent is this one), so tests can spot leaks.
  */
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,7 +147,7 @@ static void no_close_range(void) {
 
 int main(int argc, char **argv) {
     const char *mech = NULL, *fqdn = "smtp.example.com", *remote = NULL;
-    int prompt = 0, no_answer = 0, nsteps = 0;
+    int prompt = 0, no_answer = 0, nsteps = 0, setuid_to = -1;
     const char *steps[16];
     user = "";
     pass = "";
@@ -163,6 +167,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--leak-fd") && i + 1 < argc) {
             if (open(argv[++i], O_RDONLY) < 0) { perror(argv[i]); return 2; }
         }
+        else if (!strcmp(argv[i], "--setuid") && i + 1 < argc) setuid_to = atoi(argv[++i]);
         else { fprintf(stderr, "usage error at %s\n", argv[i]); return 2; }
     }
     if (!mech) { fprintf(stderr, "--mech is required\n"); return 2; }
@@ -187,6 +192,10 @@ int main(int argc, char **argv) {
 
     int rc = sasl_client_init(cbs);
     if (rc != SASL_OK) { printf("init rc=%d\n", rc); return 0; }
+    if (setuid_to >= 0 && (setgroups(0, NULL) || setgid(setuid_to) || setuid(setuid_to))) {
+        perror("setuid");
+        return 2;
+    }
     sasl_conn_t *conn;
     rc = sasl_client_new("smtp", fqdn, NULL, remote, cbs, 0, &conn);
     if (rc != SASL_OK) { printf("new rc=%d\n", rc); return 0; }

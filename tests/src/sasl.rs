@@ -110,10 +110,16 @@ impl ClientRun {
 /// Run the C client against the built plugin with `config` as the config
 /// file path.
 pub fn run_client(config: &Path, args: &[&str]) -> ClientRun {
+    run_client_with(plugin_dir(), config, args)
+}
+
+/// [`run_client`] with the plugin loaded from `sasl_path` (e.g. an
+/// installed copy).
+pub fn run_client_with(sasl_path: &Path, config: &Path, args: &[&str]) -> ClientRun {
     let out = Command::new(env!("SASLCLIENT_BIN"))
         .args(args)
         .env_clear()
-        .env("SASL_PATH", plugin_dir())
+        .env("SASL_PATH", sasl_path)
         .env("SASL_XOAUTH2_CONFIG", config)
         .output()
         .expect("run saslclient");

@@ -314,7 +314,7 @@ fn settings_failures_and_token_overrides() {
         "settings",
         FAIL,
         &[
-            "ca_bundle_file /nonexistent/ca.pem (set in the config file) cannot be read",
+            "ca_bundle_file /nonexistent/ca.pem (set in the config file) does not exist",
             "fix: fix the path",
         ],
     );
@@ -863,8 +863,20 @@ fn helper_binary() {
         ],
     );
     write(&env.helper, &elf_image(host_machine(), None), 0o755, (0, 0));
-    env.run(&[])
-        .expect("helper", OK, &["static executable, runs inside the chroot"]);
+    env.run(&[]).expect(
+        "helper",
+        WARN,
+        &[
+            &format!("{h} is readable by others (mode 0755)"),
+            &format!("fix: chmod 711 {h}"),
+        ],
+    );
+    write(&env.helper, &elf_image(host_machine(), None), 0o711, (0, 0));
+    env.run(&[]).expect(
+        "helper",
+        OK,
+        &["static executable, mode 0711, runs inside the chroot"],
+    );
     env.set_master("smtp unix - - n - - smtp\n");
 
     let other_machine = if host_machine() == 62 { 183 } else { 62 };

@@ -21,6 +21,7 @@
 //! prepared before the fork, because the host may be multi-threaded:
 //! `supervise` does not allocate.
 
+use common::handoff::READY;
 use std::ffi::{c_char, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -322,6 +323,9 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
     if input.is_empty() {
         close(&mut fds[0].fd);
     }
+    // The handshake: write nothing until the helper said it is non-dumpable.
+    let mut ready = false;
+    fds[0].events = 0;
     let how = loop {
         let left = deadline - monotonic_ms();
         if left <= 0 {
@@ -351,7 +355,10 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
             reap(child.pid, true);
             break Termination::Unknown;
         }
-        if fds[0].fd >= 0 && fds[0].revents != 0 {
+        if !ready && fds[0].fd >= 0 && fds[0].revents != 0 {
+            close(&mut fds[0].fd); // the helper is gone or closed its stdin
+        }
+        if ready && fds[0].fd >= 0 && fds[0].revents != 0 {
             let rest = &input[written..];
             // SAFETY: writing from a valid slice to our pipe end.
             let w = unsafe { libc::write(fds[0].fd, rest.as_ptr().cast(), rest.len()) };
@@ -366,6 +373,19 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
         }
         if fds[1].fd >= 0 && fds[1].revents != 0 {
             read_some(&mut fds[1].fd, &mut cap.out, &mut cap.out_len);
+        }
+        if !ready && fds[0].fd >= 0 {
+            match ready_marker(cap) {
+                Some(true) => {
+                    ready = true;
+                    fds[0].events = libc::POLLOUT;
+                }
+                // Anything else first (an early error), or no output: the
+                // helper gets EOF instead of the handoff.
+                Some(false) => close(&mut fds[0].fd),
+                None if fds[1].fd < 0 => close(&mut fds[0].fd),
+                None => {}
+            }
         }
         if fds[2].fd >= 0 && fds[2].revents != 0 {
             read_some(&mut fds[2].fd, &mut cap.err, &mut cap.err_len);
@@ -389,6 +409,24 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
         close(&mut p.fd);
     }
     how
+}
+
+/// Whether the captured stdout starts with the helper's [`READY`] line:
+/// `Some(true)` (then the line is removed from the capture), `Some(false)`
+/// when it cannot, `None` while too little has arrived to tell. No
+/// allocation.
+fn ready_marker(cap: &mut Capture) -> Option<bool> {
+    let got = &cap.out[..cap.out_len];
+    let n = got.len().min(READY.len());
+    if got[..n] != READY[..n] {
+        return Some(false);
+    }
+    if n < READY.len() {
+        return None;
+    }
+    cap.out.copy_within(READY.len()..cap.out_len, 0);
+    cap.out_len -= READY.len();
+    Some(true)
 }
 
 fn close(fd: &mut RawFd) {

@@ -303,7 +303,7 @@ impl CheckEnv {
         );
         let helper = root.join("libexec/sasl-xoauth2-refresh");
         mkdir(helper.parent().unwrap(), 0o755, (0, 0));
-        write(&helper, &elf_image(host_machine(), None), 0o755, (0, 0));
+        write(&helper, &elf_image(host_machine(), None), 0o711, (0, 0));
         let queue = root.join("queue");
         mkdir(&queue, 0o755, (0, 0));
         let (token, token_arg) = if chroot {
