@@ -7,6 +7,7 @@
 //! files through it, so they agree on every field and every error message.
 #![forbid(unsafe_code)]
 
+pub mod ca;
 pub mod config;
 pub mod error;
 pub mod exit;

@@ -6,12 +6,9 @@ use crate::session::Refresher;
 use common::handoff::Handoff;
 use common::{exit, Config};
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use zeroize::Zeroizing;
-
-/// Largest CA material read for the handoff.
-const MAX_CA_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Runs `sasl-xoauth2-refresh` with the config handed over on its stdin.
 #[derive(Debug)]
@@ -120,33 +117,21 @@ fn status_line(stdout: &[u8], stderr: &[u8]) -> String {
     line.chars().filter(|c| !c.is_control()).take(400).collect()
 }
 
-/// PEM text from `ca_bundle_file` and every `*.pem`/`*.crt` in
-/// `ca_certs_dir`; empty when the config names neither or they cannot be
-/// read (the helper then tries the paths itself).
+/// PEM text from `ca_bundle_file` and the CA certificates of
+/// `ca_certs_dir` (common::ca: CApath rules); empty when the config names
+/// neither or nothing usable is there (the helper then tries the paths
+/// itself, and says what is wrong).
 fn read_ca(config: &Config) -> String {
     let mut pem = String::new();
-    let mut add = |p: &Path| {
-        if let Ok(bytes) =
-            common::fsread::read_capped(p, common::error::FileKind::Config, MAX_CA_BYTES)
-        {
-            if pem.len() as u64 + bytes.len() as u64 <= MAX_CA_BYTES {
-                pem.push_str(&String::from_utf8_lossy(&bytes));
-                pem.push('\n');
-            }
+    if let Some(f) = config.ca_bundle_file.as_deref().filter(|f| !f.is_empty()) {
+        if let Ok(text) = common::ca::read_bundle(Path::new(f)) {
+            pem.push_str(&text);
+            pem.push('\n');
         }
-    };
-    if let Some(f) = &config.ca_bundle_file {
-        add(Path::new(f));
     }
-    if let Some(d) = &config.ca_certs_dir {
-        if let Ok(entries) = std::fs::read_dir(d) {
-            let mut files: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pem" | "crt")))
-                .collect();
-            files.sort();
-            files.iter().for_each(|p| add(p));
+    if let Some(d) = config.ca_certs_dir.as_deref().filter(|d| !d.is_empty()) {
+        if let Ok(found) = common::ca::read_dir(Path::new(d)) {
+            pem.push_str(&found.pem);
         }
     }
     pem

@@ -11,9 +11,10 @@
 //! and the client secret appear as `sha256:` fingerprints). It contacts the
 //! token endpoint only with `--online`, through the refresher's own request
 //! code ([`crate::run::request_without_storing`]); run as root, it first
-//! becomes the token file's owner for that request, as a refresh does.
+//! becomes the token file's owner for that request and enters the
+//! helper's sandbox, as a refresh does.
 //! It runs as root with capabilities (it must read what root reads), so it
-//! skips the helper's `harden_process`.
+//! skips the helper's `harden_process` until that last request.
 //!
 //! Layout: this file probes (files, postconf, xattrs, /proc, the kernel);
 //! [`verdict`] turns what was found into verdicts (pure, unit-tested);
@@ -547,11 +548,7 @@ fn online_check(
         .unwrap_or_default();
     let google = host.ends_with("google.com") || host.ends_with("googleapis.com");
     let start = Instant::now();
-    let result = run::request_without_storing(l, path, t, || {
-        // As a refresh does: the network-facing code never runs as root.
-        crate::privdrop::drop_to_token_owner(path)
-            .map(|_| ())
-            .map_err(Failure::Config)
-    });
+    // As a refresh does: as the token's owner, in the helper's sandbox.
+    let result = run::request_without_storing(l, path, t);
     verdict::online(path, &host, result.as_ref(), start.elapsed(), google)
 }

@@ -46,9 +46,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
-/// Largest CA file (or sum of a CA directory) we read.
-const MAX_CA_SIZE: u64 = MAX_HANDOFF_SIZE;
-
 #[derive(Debug, Clone)]
 pub enum ConfigSource {
     /// `$SASL_XOAUTH2_CONFIG` (unless secure-execution) or the default path.
@@ -354,7 +351,7 @@ fn load_trust(loaded: &Loaded, settings: &Settings) -> Result<Trust, Failure> {
 }
 
 fn trust_from_paths(file: Option<&str>, dir: Option<&str>, from: &str) -> Result<Trust, Failure> {
-    let mut pem = Zeroizing::new(Vec::new());
+    let mut pem = Zeroizing::new(String::new());
     let mut sources = Vec::new();
     let cfg = |what: &str, p: &str, e: String| {
         Failure::Config(format!(
@@ -362,37 +359,31 @@ fn trust_from_paths(file: Option<&str>, dir: Option<&str>, from: &str) -> Result
         ))
     };
     if let Some(f) = file.filter(|f| !f.is_empty()) {
-        let bytes = read_ca_file(Path::new(f)).map_err(|e| cfg("ca_bundle_file", f, e))?;
-        pem.extend_from_slice(&bytes);
+        let text =
+            common::ca::read_bundle(Path::new(f)).map_err(|e| cfg("ca_bundle_file", f, e))?;
+        pem.push_str(&text);
+        pem.push('\n');
         sources.push(f.to_string());
     }
     if let Some(d) = dir.filter(|d| !d.is_empty()) {
-        let entries = std::fs::read_dir(d).map_err(|e| cfg("ca_certs_dir", d, e.to_string()))?;
-        let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        names.sort();
-        for p in names {
-            if pem.len() as u64 > MAX_CA_SIZE {
-                break;
-            }
-            if let Ok(bytes) = read_ca_file(&p) {
-                pem.extend_from_slice(&bytes);
-                pem.push(b'\n');
-            }
+        let found = common::ca::read_dir(Path::new(d)).map_err(|e| cfg("ca_certs_dir", d, e))?;
+        for note in &found.skipped {
+            diag(format_args!("ca_certs_dir: {note}"));
         }
-        sources.push(d.to_string());
+        if found.pem.is_empty() {
+            return Err(cfg(
+                "ca_certs_dir",
+                d,
+                format!(
+                    "holds no CA certificate in a hash-named file (XXXXXXXX.N, as `openssl rehash {d}` creates them; {} hash-named entr(y|ies) refused, see above)",
+                    found.skipped.len()
+                ),
+            ));
+        }
+        pem.push_str(&found.pem);
+        sources.push(format!("the CA certificates of {d}"));
     }
-    Trust::from_pem(&pem, &sources.join(" + ")).map_err(Failure::Config)
-}
-
-fn read_ca_file(p: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    if meta.len() > MAX_CA_SIZE {
-        return Err("is too large".into());
-    }
-    std::fs::read(p).map_err(|e| format!("cannot be read: {e}"))
+    Trust::from_pem(pem.as_bytes(), &sources.join(" + ")).map_err(Failure::Config)
 }
 
 fn status_tail(token: &TokenFile, now: i64) -> String {
@@ -661,11 +652,13 @@ impl Prepared {
 }
 
 /// One token request for `token` exactly as a refresh sends it (same body,
-/// trust, route, retry and time budget), but without the lock, the sandbox
-/// or writing anything: the caller gets the provider's answer and decides
-/// what to tell. `before_send` runs after everything is prepared and the
-/// address resolved, right before the request (where a refresh locks down);
-/// `--check --online` uses it to drop root privileges.
+/// trust, route, retry and time budget, same trust rule), but without the
+/// lock or writing anything: the caller gets the provider's answer and
+/// decides what to tell. Right before the request the process confines
+/// itself as the helper does ([`confine_like_the_helper`]), so
+/// `--check --online` and the tool's test-token-refresh, run as root,
+/// never talk to the network as root or unsandboxed. Irreversible: the
+/// caller may only print afterwards.
 ///
 /// A provider that rotates refresh tokens may invalidate the one in the file
 /// when it answers ([`Granted::refresh_token`] is then `Some`): the caller
@@ -674,7 +667,6 @@ pub fn request_without_storing(
     loaded: &Loaded,
     token_path: &Path,
     token: &TokenFile,
-    before_send: impl FnOnce() -> Result<(), Failure>,
 ) -> Result<Granted, Failure> {
     let config = &loaded.config;
     let budget = Duration::from_secs(config.refresh_timeout().max(1));
@@ -682,8 +674,8 @@ pub fn request_without_storing(
     let settings = resolve(config, token, token_path)?;
     let prepared = prepare_request(loaded, token, &settings, token_path)?;
     let resolved = prepared.resolve(deadline)?;
-    before_send()?;
     let client = Client::new(&prepared.route, resolved, &prepared.trust);
+    confine_like_the_helper(token_path, &prepared.route, config.sandbox)?;
     prepared
         .send(
             &client,
@@ -695,6 +687,28 @@ pub fn request_without_storing(
             &mut Retry::after(None),
         )
         .map(|(granted, _held)| granted)
+}
+
+/// The helper's own confinement, for a one-off request made by another
+/// program: as root, become the token file's owner (as `main` does for the
+/// helper); then [`sandbox::harden_process`] (no descriptors beyond 0-2, no
+/// capabilities, not dumpable, no_new_privs) and [`sandbox::lock_down`]
+/// with the refresh's policy for this token. Fails, and nothing is sent,
+/// if any step fails.
+pub fn confine_like_the_helper(
+    token_path: &Path,
+    route: &Route,
+    mode: SandboxMode,
+) -> Result<(), Failure> {
+    crate::privdrop::drop_to_token_owner(token_path).map_err(|e| {
+        Failure::Config(format!(
+            "{e}; refusing to contact the token endpoint as root"
+        ))
+    })?;
+    sandbox::harden_process(&[]).map_err(Failure::Sandbox)?;
+    sandbox::lock_down(&sandbox_policy(token_path, route.connect_host().1, mode))
+        .map_err(Failure::Sandbox)?;
+    Ok(())
 }
 
 /// What error messages need to know about this refresh.

@@ -169,6 +169,29 @@ struct Pki {
     key: PrivateKeyDer<'static>,
 }
 
+/// A self-signed server certificate that is not a CA (basicConstraints
+/// CA:FALSE), like Debian's `ssl-cert-snakeoil.pem`; `ca_pem` is the
+/// certificate itself.
+fn make_self_signed() -> Pki {
+    use rcgen::{CertificateParams, DnType, IsCa, KeyPair};
+    let key = KeyPair::generate().expect("server key");
+    let mut p = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .expect("server params");
+    p.distinguished_name
+        .push(DnType::CommonName, "self-signed fake token endpoint");
+    p.is_ca = IsCa::ExplicitNoCa;
+    let cert = p.self_signed(&key).expect("self-signed cert");
+    Pki {
+        ca_pem: cert.pem(),
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
 fn make_pki() -> Pki {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -210,6 +233,9 @@ pub struct Options {
     pub expires_in: i64,
     /// Bind address; port 0 picks a free one.
     pub bind: SocketAddr,
+    /// Serve a self-signed non-CA certificate (then [`FakeProvider::ca_pem`]
+    /// is that certificate) instead of one from a throwaway CA.
+    pub self_signed: bool,
 }
 
 impl Default for Options {
@@ -221,6 +247,7 @@ impl Default for Options {
             client_secret: format!("fake-client-secret-{n}"),
             expires_in: 3599,
             bind: "127.0.0.1:0".parse().unwrap(),
+            self_signed: false,
         }
     }
 }
@@ -237,7 +264,11 @@ impl FakeProvider {
             "the fake provider binds loopback addresses only"
         );
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let pki = make_pki();
+        let pki = if opts.self_signed {
+            make_self_signed()
+        } else {
+            make_pki()
+        };
         let config =
             ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()

@@ -272,3 +272,69 @@ fn token_file_overrides_are_listed_and_refused_ones_never_sent() {
         .expect("online", "ok", &[]);
     assert_eq!(env.provider.requests(), 1);
 }
+
+/// Status fields of `pid` once it is inside the seccomp filter (or `None`
+/// if it never gets there within 10 s): Uid, NoNewPrivs, CapEff, Seccomp.
+fn confined_status(pid: u32) -> Option<String> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < end {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        if s.lines().any(|l| l == "Seccomp:\t2") {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    None
+}
+
+fn field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
+/// Run as root, `--check --online` and the tool's test-token-refresh make
+/// their request as the token file's owner, inside the helper's sandbox:
+/// caught while the (hung) provider keeps them waiting.
+#[test]
+fn online_requests_run_as_the_token_owner_in_the_helpers_sandbox() {
+    let mut env = CheckEnv::new("online-confined", false);
+    env.set_config("refresh_timeout", json!(3));
+    env.write_token(&env.expired_token());
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&env.token).unwrap().uid()
+    };
+    assert_ne!(owner, 0, "the test needs a token owned by a non-root user");
+    env.provider.set_mode(Mode::Hung);
+    let check = env
+        .command(&["--online"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tool = std::process::Command::new(testkit::bins::tool())
+        .args(["test-token-refresh"])
+        .arg(&env.token)
+        .arg("--config-file")
+        .arg(&env.config_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for (what, child) in [("--check --online", check), ("tool", tool)] {
+        let st = confined_status(child.id())
+            .unwrap_or_else(|| panic!("{what} never entered the seccomp filter"));
+        let uid = field(&st, "Uid:");
+        assert!(
+            uid.split_whitespace().all(|u| u == owner.to_string()),
+            "{what}: {uid}"
+        );
+        assert_eq!(field(&st, "NoNewPrivs:"), "1", "{what}");
+        assert_eq!(field(&st, "CapEff:"), "0000000000000000", "{what}");
+        assert_eq!(field(&st, "CapPrm:"), "0000000000000000", "{what}");
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{what}: the provider hung: {out:?}");
+    }
+}

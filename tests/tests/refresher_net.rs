@@ -7,7 +7,7 @@ use refresher_support::*;
 use serde_json::json;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-use testkit::provider::Mode;
+use testkit::provider::{FakeProvider, Mode, Options};
 
 #[test]
 fn hung_endpoint_is_a_temporary_failure_within_the_timeout() {
@@ -145,15 +145,64 @@ fn provider_certificate_is_verified() {
     env.ca_pem = env.provider.ca_pem().to_string();
     env.run(&[]).expect_code(exit::OK);
     assert_eq!(env.provider.requests(), 1);
-    // A CA directory named in the config works too.
+    // A CA directory named in the config works too, with OpenSSL's CApath
+    // meaning: a file not named by hash is not looked at ...
     let cadir = env.scratch.0.join("certs");
     std::fs::create_dir(&cadir).unwrap();
     env.provider.write_ca(&cadir.join("fake.pem")).unwrap();
     std::fs::write(cadir.join("README"), b"not a certificate").unwrap();
     env.ca_pem.clear();
     env.set_config("ca_certs_dir", json!(cadir.display().to_string()));
+    env.run(&["--force"])
+        .expect_code(exit::CONFIG)
+        .expect_status(&["ca_certs_dir", "no CA certificate in a hash-named file"]);
+    assert_eq!(env.provider.requests(), 1);
+    // ... a hash-named one (a c_rehash symlink, as in /etc/ssl/certs) is.
+    std::os::unix::fs::symlink("fake.pem", cadir.join("0badc0de.0")).unwrap();
     env.run(&["--force"]).expect_code(exit::OK);
     assert_eq!(env.provider.requests(), 2);
+}
+
+#[test]
+fn ca_certs_dir_trusts_ca_certificates_only() {
+    // A server with a self-signed certificate that is no CA, as Debian's
+    // ssl-cert-snakeoil.pem (whose key group ssl-cert may read).
+    let snake = FakeProvider::start_with(Options {
+        self_signed: true,
+        ..Options::default()
+    });
+    let mut env = Env::with_provider("cadir-ca-only", snake);
+    env.write_token(&env.expired_token());
+    let before = env.token_bytes();
+    // rustls itself takes any certificate it is given as a root: pinned in
+    // ca_bundle_file (read as it is), the self-signed certificate works.
+    let pinned = env.scratch.0.join("pinned.pem");
+    env.provider.write_ca(&pinned).unwrap();
+    env.ca_pem.clear();
+    env.set_config("ca_bundle_file", json!(pinned.display().to_string()));
+    env.run(&["--force"]).expect_code(exit::OK);
+    assert_eq!(env.provider.requests(), 1);
+    env.write_token_bytes(&before);
+    // In ca_certs_dir, hash-named, beside a real (unrelated) CA: not a root.
+    env.set_config("ca_bundle_file", json!(null));
+    let cadir = env.scratch.0.join("certs");
+    std::fs::create_dir(&cadir).unwrap();
+    env.provider.write_ca(&cadir.join("5a1e0e11.0")).unwrap();
+    FakeProvider::start()
+        .write_ca(&cadir.join("0badc0de.0"))
+        .unwrap();
+    env.set_config("ca_certs_dir", json!(cadir.display().to_string()));
+    let run = env.run(&[]);
+    run.expect_code(exit::TEMPFAIL)
+        .expect_status(&["TLS with token endpoint"]);
+    assert!(
+        run.stderr
+            .contains("5a1e0e11.0: certificate 1 is not a CA certificate"),
+        "{run:#?}"
+    );
+    assert_eq!(env.provider.requests(), 1, "nothing was sent");
+    assert_eq!(env.token_bytes(), before);
+    assert!(env.temp_files().is_empty());
 }
 
 #[test]

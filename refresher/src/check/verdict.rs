@@ -1165,9 +1165,17 @@ pub fn helper(
             format!("{path} is dynamically linked (needs {interpreter}): it works only while smtp is not chrooted"),
             install,
         ),
+        _ if mode & 0o044 != 0 => Check::warn(
+            N,
+            format!(
+                "{path} is readable by others (mode {mode:04o}): the kernel then lets it run dumpable until it hardens itself, \
+                 a window in which another process of the mail user could attach to it"
+            ),
+            format!("chmod 711 {path} (as make install does)"),
+        ),
         _ => Check::ok(
             N,
-            format!("{path} ({origin}): static executable, runs inside the chroot"),
+            format!("{path} ({origin}): static executable, mode {mode:04o}, runs inside the chroot"),
         ),
     }
 }
@@ -1900,8 +1908,21 @@ mod tests {
             },
         };
         let h = "/usr/libexec/sasl-xoauth2/sasl-xoauth2-refresh";
+        let c = helper(h, "default", &stat, Some(true), Some(62));
+        assert_eq!(c.status, Warn, "0755 is readable: {c:?}");
         assert_eq!(
-            helper(h, "default", &stat, Some(true), Some(62)).status,
+            c.fix.as_deref(),
+            Some("chmod 711 /usr/libexec/sasl-xoauth2/sasl-xoauth2-refresh (as make install does)")
+        );
+        let installed = HelperFound::File {
+            mode: 0o711,
+            elf: Elf::Static {
+                machine: 62,
+                pie: true,
+            },
+        };
+        assert_eq!(
+            helper(h, "default", &installed, Some(true), Some(62)).status,
             Good
         );
         assert_eq!(

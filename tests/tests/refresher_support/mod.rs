@@ -97,9 +97,14 @@ impl Env {
     }
 
     pub fn with_mode(name: &str, mode: Mode) -> Env {
-        let scratch = Scratch::new(name);
         let provider = FakeProvider::start();
         provider.set_mode(mode);
+        Self::with_provider(name, provider)
+    }
+
+    /// An Env around `provider` (config, handoff CA and tokens are its).
+    pub fn with_provider(name: &str, provider: FakeProvider) -> Env {
+        let scratch = Scratch::new(name);
         let dir = scratch.0.join("tokens");
         std::fs::create_dir(&dir).unwrap();
         let config = json!({
@@ -234,11 +239,17 @@ impl Env {
         self.check(out)
     }
 
-    /// Turn output into a Run and fail on any secret in it.
+    /// Turn output into a Run and fail on any secret in it. The helper's
+    /// handshake line (common::handoff::READY), which the plugin strips, is
+    /// stripped here too.
     pub fn check(&self, out: std::process::Output) -> Run {
+        let stdout = out
+            .stdout
+            .strip_prefix(common::handoff::READY)
+            .unwrap_or(&out.stdout);
         let run = Run {
             code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout: String::from_utf8_lossy(stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         self.assert_no_secrets(&run.stdout);
