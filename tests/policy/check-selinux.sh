@@ -275,7 +275,7 @@ present "$HELPER connects to http_cache_port_t (proxy)" "$POL" -A -s $HELPER -t 
 present "$HELPER resolves names (dns_port_t)" "$POL" -A -s $HELPER -t dns_port_t -c tcp_socket -p name_connect
 present "$HELPER reads the resolver configuration (net_conf_t)" "$POL" -A -s $HELPER -t net_conf_t -c file -p read
 present "$HELPER reads generic certificates (cert_t)" "$POL" -A -s $HELPER -t cert_t -c file -p read,open
-present "$HELPER reads the configuration file" "$POL" -A -s $HELPER -t $CONF -c file -p read,open
+absent "$HELPER cannot read the configuration file (it arrives over the pipe)" "$POL" -A -s $HELPER -t $CONF -c file -p read,open,getattr,map
 present "$HELPER searches the Postfix chroot root (postfix_spool_t dir)" "$POL" -A -s $HELPER -t postfix_spool_t -c dir -p search
 
 # ---------------------------------------------------------------- helper: absent / bounded
