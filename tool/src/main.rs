@@ -1,64 +1,6 @@
-//! `sasl-xoauth2-tool`: get the first OAuth tokens for sasl-xoauth2 and test
-//! its configuration. One binary, no Python: the device flow (RFC 8628),
-//! PKCE (RFC 7636) and the loopback redirect (RFC 8252) are implemented here.
+//! `sasl-xoauth2-tool`: the command line lives in the library (`lib.rs`).
 #![forbid(unsafe_code)]
 
-mod checks;
-mod cli;
-mod device;
-mod error;
-mod explain;
-mod flows;
-mod http;
-mod loopback;
-mod oauth;
-mod output;
-mod pkce;
-mod prompt;
-mod providers;
-
-use clap::{CommandFactory, Parser};
-use cli::{Cli, Command, Shell};
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::GetToken(a) => match flows::get_token(&a) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sasl-xoauth2-tool: error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::TestConfig(a) => checks::test_config(a.config_file.as_deref()),
-        Command::TestTokenRefresh(a) => {
-            checks::test_token_refresh(&a.token_file, a.config_file.as_deref())
-        }
-        Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            let out = &mut std::io::stdout();
-            match shell {
-                Shell::Bash => clap_complete::generate(
-                    clap_complete::Shell::Bash,
-                    &mut cmd,
-                    "sasl-xoauth2-tool",
-                    out,
-                ),
-                Shell::Zsh => clap_complete::generate(
-                    clap_complete::Shell::Zsh,
-                    &mut cmd,
-                    "sasl-xoauth2-tool",
-                    out,
-                ),
-                Shell::Fish => clap_complete::generate(
-                    clap_complete::Shell::Fish,
-                    &mut cmd,
-                    "sasl-xoauth2-tool",
-                    out,
-                ),
-            }
-            ExitCode::SUCCESS
-        }
-    }
+fn main() -> std::process::ExitCode {
+    sasl_xoauth2_tool::run()
 }
