@@ -9,7 +9,7 @@
 
 use crate::error::ToolError;
 use crate::explain::Stage;
-use crate::oauth::{aadsts_in, ProviderError};
+use crate::oauth::{aadsts_in, clean_error, ProviderError};
 use crate::pkce::constant_time_eq;
 use crate::providers::Provider;
 use common::urlenc;
@@ -101,11 +101,7 @@ pub fn evaluate(pairs: &[(String, String)], expected_state: &str) -> Outcome {
         let description = urlenc::single(pairs, "error_description").ok().flatten();
         return Outcome::Refused(ProviderError {
             status: 0,
-            error: error
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(100)
-                .collect(),
+            error: clean_error(error),
             description: description.map(|d| {
                 d.lines()
                     .next()

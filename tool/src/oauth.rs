@@ -139,8 +139,19 @@ pub fn aadsts_in(s: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The `error` code as shown on the terminal: no control characters (an
+/// escape sequence from the provider must not reach the terminal), capped.
+pub fn clean_error(s: &str) -> String {
+    let c: String = s.chars().filter(|c| !c.is_control()).take(100).collect();
+    if c.is_empty() {
+        "unknown_error".into()
+    } else {
+        c
+    }
+}
+
 fn provider_error(status: u16, o: &Map<String, Value>) -> Option<ProviderError> {
-    let error = string(o, "error")?.to_string();
+    let error = clean_error(string(o, "error")?);
     let raw_description = string(o, "error_description");
     let aadsts = o
         .get("error_codes")
@@ -283,6 +294,20 @@ mod tests {
             parse_token_response(500, br#"{"oops":1}"#),
             Err(ResponseError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn error_code_reaches_the_terminal_without_control_characters() {
+        // Found by fuzz/fuzz_targets/tool_reply.rs: an escape sequence in
+        // `error` went to the terminal as it was.
+        let body = b"{\"error\":\"invalid_grant\\u001b[31m\",\"error_description\":\"line1\\nline2\\u0007\"}";
+        let ResponseError::Provider(e) = parse_token_response(400, body).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(e.error, "invalid_grant[31m");
+        assert_eq!(e.description.as_deref(), Some("line1"));
+        let e = parse_token_response(400, br#"{"error":"\u0001\u0002"}"#).unwrap_err();
+        assert!(matches!(e, ResponseError::Provider(p) if p.error == "unknown_error"));
     }
 
     #[test]
