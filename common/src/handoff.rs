@@ -51,8 +51,23 @@ impl Handoff {
         Zeroizing::new(serde_json::to_vec(self).expect("strings always serialize"))
     }
 
+    /// The error names the position only: serde's own message may quote
+    /// the input, which holds the config and its client secret.
     pub fn decode(bytes: &[u8]) -> Result<Handoff, String> {
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid config handoff: {e}"))
+        use serde_json::error::Category;
+        serde_json::from_slice(bytes).map_err(|e| {
+            let what = match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => "is not valid JSON",
+                Category::Data => {
+                    "lacks config_path or config, or has a field that is not a string"
+                }
+            };
+            format!(
+                "invalid config handoff: {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })
     }
 }
 
@@ -71,5 +86,21 @@ mod tests {
         assert_eq!(back.config, h.config);
         assert_eq!(back.ca_pem, h.ca_pem);
         assert!(!format!("{back:?}").contains("client_id"));
+    }
+
+    #[test]
+    fn errors_never_quote_the_message() {
+        // Found by fuzz/fuzz_targets/handoff.rs: serde's "invalid type:
+        // string ..." repeated the whole message, client secret included.
+        for bad in [
+            &br#""{"client_secret":"GOCSPX-secret"}""#[..],
+            br#"{"config_path":"/c","config":{"client_secret":"GOCSPX-secret"}}"#,
+            br#"{"config_path":"/c","config":"GOCSPX-secret"#,
+            br#"["GOCSPX-secret"]"#,
+        ] {
+            let e = Handoff::decode(bad).unwrap_err();
+            assert!(e.starts_with("invalid config handoff: "), "{e}");
+            assert!(!e.contains("GOCSPX"), "{e}");
+        }
     }
 }
