@@ -229,7 +229,7 @@ pub fn parse_response(
     if !(200..300).contains(&status) {
         if let Some(m) = &json {
             if let Some(Value::String(error)) = m.get("error") {
-                let error = sanitise_code(error);
+                let error = sanitise_code(error, secrets);
                 let description = match m.get("error_description") {
                     Some(Value::String(d)) => sanitise_description(d, secrets),
                     _ => None,
@@ -292,13 +292,15 @@ fn is_token_text(s: &str) -> bool {
 }
 
 /// The `error` code: RFC 6749 restricts it to printable ASCII; we keep the
-/// safe subset and cap the length.
-fn sanitise_code(code: &str) -> String {
+/// safe subset, cap the length and, like the description, never repeat a
+/// secret we sent (checked after filtering, which could join one together).
+fn sanitise_code(code: &str, secrets: &[&Secret]) -> String {
     let c: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
         .take(64)
         .collect();
+    let c = redact(c, secrets);
     if c.is_empty() {
         "unknown_error".into()
     } else {
@@ -311,18 +313,14 @@ fn sanitise_code(code: &str) -> String {
 /// AADSTS code, which is what support articles are indexed by, so we keep
 /// the beginning.
 pub fn sanitise_description(d: &str, secrets: &[&Secret]) -> Option<String> {
-    let mut s = d.to_string();
-    for secret in secrets {
-        let v = secret.expose();
-        if v.len() >= 4 {
-            s = s.replace(v, "[redacted]");
-        }
-    }
+    let s = redact(d.to_string(), secrets);
     let one_line: String = s
         .split(|c: char| c.is_control() || c.is_whitespace())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    // Again: folding whitespace may have joined a secret together.
+    let one_line = redact(one_line, secrets);
     if one_line.is_empty() {
         return None;
     }
@@ -331,6 +329,17 @@ pub fn sanitise_description(d: &str, secrets: &[&Secret]) -> Option<String> {
         out.push_str("...");
     }
     Some(out)
+}
+
+/// `s` with every secret of 4 or more characters replaced by `[redacted]`.
+fn redact(mut s: String, secrets: &[&Secret]) -> String {
+    for secret in secrets {
+        let v = secret.expose();
+        if v.len() >= 4 && s.contains(v) {
+            s = s.replace(v, "[redacted]");
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -519,6 +528,24 @@ mod tests {
     }
 
     #[test]
+    fn error_code_and_description_never_repeat_a_secret_we_sent() {
+        // Found by fuzz/fuzz_targets/token_reply.rs: the `error` code was
+        // not redacted at all, and filtering it (or folding whitespace in
+        // the description) could join a split secret together.
+        let cs = Secret::new("GOCSPX-client-secret");
+        let rt = Secret::new("1//0g refresh token");
+        let body = br#"{"error":"invalid\u002b_GOCSPX+-client-secret","error_description":"saw 1//0g  refresh\ttoken and GOCSPX-client-secret"}"#;
+        let e = parse_response(400, body, &[&rt, &cs]).unwrap_err();
+        let msg = e.to_string();
+        assert!(!msg.contains("GOCSPX-client-secret"), "{msg}");
+        assert!(!msg.contains("1//0g refresh token"), "{msg}");
+        assert_eq!(
+            msg,
+            "HTTP 400, invalid_[redacted]: saw [redacted] and [redacted]"
+        );
+    }
+
+    #[test]
     fn description_is_one_line_and_truncated() {
         let long = format!("AADSTS50173: line1\nline2\t{}", "x".repeat(500));
         let d = sanitise_description(&long, &[]).unwrap();
@@ -527,9 +554,9 @@ mod tests {
         assert!(!d.contains('\n'));
         assert_eq!(sanitise_description(" \n ", &[]), None);
         assert_eq!(
-            sanitise_code("invalid_grant\n\u{1b}[31m"),
+            sanitise_code("invalid_grant\n\u{1b}[31m", &[]),
             "invalid_grant31m"
         );
-        assert_eq!(sanitise_code("\n"), "unknown_error");
+        assert_eq!(sanitise_code("\n", &[]), "unknown_error");
     }
 }
