@@ -108,10 +108,20 @@ pub struct Session {
 
 impl Session {
     pub fn new(mech: Mechanism, global: Arc<Global>, server: ServerInfo) -> Session {
+        let mut trace = Trace::new(global.log_mode());
+        // Server text reaches the log; it must not be able to show the
+        // config's client secret either.
+        if let Ok(Config {
+            client_secret: Some(s),
+            ..
+        }) = &global.config
+        {
+            trace.protect(s);
+        }
         Session {
             mech,
             state: State::Start,
-            trace: Trace::new(global.log_mode()),
+            trace,
             server,
             token_path: None,
             sent: None,
@@ -327,5 +337,42 @@ impl Session {
             Ok(()) => "; background refresh started".into(),
             Err(e) => format!("; background refresh not started: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Level;
+
+    struct Lines(Vec<String>);
+    impl Sink for Lines {
+        fn emit(&mut self, _level: Level, msg: &str) {
+            self.0.push(msg.to_string());
+        }
+    }
+
+    #[test]
+    fn server_text_cannot_show_the_config_client_secret() {
+        // Found by fuzz/fuzz_targets/sasl_session.rs: a challenge whose
+        // `scope` held the config's client secret reached the log as it was.
+        let config = Config::parse(
+            br#"{"client_id":"c","client_secret":"GOCSPX-config-secret"}"#,
+            Path::new("/etc/sasl-xoauth2.conf"),
+        );
+        let global = Arc::new(Global::new(config, Err("none".into())));
+        let mut s = Session::new(Mechanism::OAuthBearer, global, ServerInfo::default());
+        let mut log = Lines(Vec::new());
+        let creds = Credentials {
+            user: "u@example.com".into(),
+            password: Secret::new("ya29.bearer"),
+        };
+        assert!(matches!(s.start(&creds, 0, &mut log), Outcome::Send(_)));
+        let challenge = br#"{"status":"400","scope":"x GOCSPX-config-secret y"}"#;
+        assert!(matches!(s.step(challenge, 0, &mut log), Outcome::Send(_)));
+        let all = log.0.join("\n");
+        assert!(all.contains("status 400"), "{all}");
+        assert!(!all.contains("GOCSPX-config-secret"), "{all}");
+        assert!(all.contains("<sha256:"), "{all}");
     }
 }
