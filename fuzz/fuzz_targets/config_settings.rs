@@ -1,0 +1,140 @@
+//! The config file and its merge with a token file's overrides, as the
+//! helper does before a refresh: `Config::parse`, `TokenFile::parse`,
+//! `Settings::resolve`, the token request body (`oauth::form_body`), the
+//! endpoint and proxy URLs (`http::Endpoint::parse`, `ProxySpec::parse`) and
+//! the refresh decision (`policy::freshness`).
+//!
+//! Input: config bytes, a NUL, token file bytes.
+//!
+//! Invariants: no panic; errors never quote the files; Debug shows no
+//! secret; the form body decodes back to exactly the merged settings; the
+//! plugin's shortcut `Settings::refresh_window` agrees with the full merge.
+#![no_main]
+
+use common::policy::{freshness, Freshness};
+use common::{urlenc, Config, Settings, TokenFile};
+use fuzzkit::{assert_no_mark, assert_no_secret, planted_values, split};
+use libfuzzer_sys::fuzz_target;
+use refresher::http::{Endpoint, ProxySpec};
+use refresher::oauth::form_body;
+use std::path::Path;
+
+const SECRET_KEYS: &[&str] = &["refresh_token", "access_token", "client_secret"];
+
+fuzz_target!(|data: &[u8]| {
+    let (config_bytes, token_bytes) = split(data, 0);
+    let config = match Config::parse(config_bytes, Path::new("/etc/sasl-xoauth2.conf")) {
+        Ok(c) => c,
+        Err(e) => {
+            assert_no_mark("config error", &e.to_string());
+            assert_no_mark("config error (Debug)", &format!("{e:?}"));
+            return;
+        }
+    };
+    let mut secrets = planted_values(config_bytes, SECRET_KEYS);
+    secrets.extend(planted_values(token_bytes, SECRET_KEYS));
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let _ = (
+        config.refresh_helper(),
+        config.refresh_timeout(),
+        config.prefetch_window(),
+    );
+    for k in &config.unknown_keys {
+        let _ = common::config::nearest_known_key(k);
+    }
+    let token = match TokenFile::parse(token_bytes, Path::new("/etc/tokens/t")) {
+        Ok(t) => t,
+        Err(e) => {
+            assert_no_mark("token file error", &e.to_string());
+            return;
+        }
+    };
+    let s = Settings::resolve(&config, &token);
+    assert_eq!(Settings::refresh_window(&config, &token), s.refresh_window);
+    let user = token.user.clone().unwrap_or_default();
+    let mut shown = format!("{config:?} {s:?}");
+    // Non-secret fields are shown as they are; a secret planted in one of
+    // them is not a leak.
+    for v in [&s.client_id, &s.token_endpoint, &user]
+        .into_iter()
+        .chain(s.scope.iter())
+        .chain(s.proxy.iter())
+        .chain(s.ca_bundle_file.iter())
+        .chain(s.ca_certs_dir.iter())
+        .chain(config.client_id.iter())
+        .chain(config.token_endpoint.iter())
+        .chain(config.scope.iter())
+        .chain(config.proxy.iter())
+        .chain(config.ca_bundle_file.iter())
+        .chain(config.ca_certs_dir.iter())
+        .chain(config.refresh_helper.iter())
+        .chain(config.unknown_keys.iter())
+    {
+        if !v.is_empty() {
+            shown = shown.replace(v.as_str(), "");
+        }
+    }
+    assert_no_secret("Config/Settings Debug", &shown, &secrets);
+
+    for now in [0, 1_700_000_000, i64::MAX] {
+        let f = freshness(
+            token.access_token.is_some(),
+            token.expiry,
+            now,
+            s.refresh_window,
+            config.prefetch_window(),
+        );
+        if token.access_token.is_none() {
+            assert_eq!(f, Freshness::Expired);
+        }
+    }
+
+    match form_body(&s, token.refresh_token.as_ref()) {
+        Err(e) => assert_no_secret("request error", &e.to_string(), &secrets),
+        Ok(body) => {
+            let pairs = urlenc::parse_query(&body);
+            let get = |k: &str| urlenc::single(&pairs, k).expect("no repeated field");
+            assert_eq!(get("client_id"), Some(s.client_id.as_str()));
+            let secret = s.client_secret.expose();
+            assert_eq!(get("client_secret"), (!secret.is_empty()).then_some(secret));
+            assert_eq!(get("scope"), s.scope.as_deref().filter(|x| !x.is_empty()));
+            match s.grant {
+                common::token::Grant::RefreshToken => {
+                    assert_eq!(get("grant_type"), Some("refresh_token"));
+                    assert_eq!(
+                        get("refresh_token"),
+                        token.refresh_token.as_ref().map(|r| r.expose())
+                    );
+                }
+                common::token::Grant::ClientCredentials => {
+                    assert_eq!(get("grant_type"), Some("client_credentials"));
+                    assert_eq!(get("refresh_token"), None);
+                }
+            }
+            let n = 2
+                + usize::from(!secret.is_empty())
+                + usize::from(s.grant == common::token::Grant::RefreshToken)
+                + usize::from(s.scope.as_deref().is_some_and(|x| !x.is_empty()));
+            assert_eq!(pairs.len(), n, "unexpected fields in {pairs:?}");
+        }
+    }
+
+    if let Err(e) = Endpoint::parse(&s.token_endpoint) {
+        assert_no_secret("endpoint error", &e, &secrets);
+        if s.token_endpoint.contains('@') {
+            assert!(
+                !e.contains(&s.token_endpoint),
+                "endpoint error repeats userinfo: {e}"
+            );
+        }
+    }
+    if let Some(p) = &s.proxy {
+        if let Err(e) = ProxySpec::parse(p) {
+            assert_no_secret("proxy error", &e, &secrets);
+            assert!(
+                p.is_empty() || !e.contains(p.as_str()),
+                "proxy error repeats the URL: {e}"
+            );
+        }
+    }
+});
