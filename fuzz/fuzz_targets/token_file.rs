@@ -37,13 +37,13 @@ fuzz_target!(|data: &[u8]| {
     let secrets = planted_values(data, SECRET_KEYS);
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     // Both rewrites must also hold for a large expiry and a rotation.
-    let expiry = if data.len() % 2 == 0 {
+    let expiry = if data.len().is_multiple_of(2) {
         i64::MAX
     } else {
         data.len() as i64 * 1_000_003
     };
     let rotated = Secret::new(REFRESH);
-    let rotate = data.len() % 3 == 0;
+    let rotate = data.len().is_multiple_of(3);
 
     let t = match TokenFile::parse(data, path) {
         Ok(t) => t,
