@@ -16,9 +16,9 @@
 //! server messages separated by NUL.
 //!
 //! Invariants: no crash, no sanitizer report, no panic (libFuzzer's panic
-//! hook aborts even where the plugin would catch it); no log line libsasl2
-//! receives repeats a secret; the first response carries the token from
-//! the file or the password.
+//! hook aborts even where the plugin would catch it); no child process
+//! left behind; no log line libsasl2 receives repeats a
+//! secret; the first response is framed (ends in `\x01\x01`).
 #![no_main]
 
 use fuzzkit::{planted_values, split, CLIENT_SECRET, MARK};
@@ -419,5 +419,13 @@ fuzz_target!(|data: &[u8]| {
         eprintln!("rc={rc} log={:?}", LOG.lock().unwrap());
     }
 
+    // The config leaves the plugin without a refresher, so it cannot start
+    // the helper; and no child of any kind is left behind.
+    // SAFETY: waitpid with a NULL status pointer only queries children.
+    let w = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+    assert!(
+        w == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD),
+        "a child process is left behind"
+    );
     fuzzkit::assert_no_secret_in_lines("libsasl2 log line", &LOG.lock().unwrap(), &secrets);
 });
