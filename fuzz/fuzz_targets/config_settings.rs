@@ -1,6 +1,6 @@
 //! The config file and its merge with a token file's overrides, as the
 //! helper does before a refresh: `Config::parse`, `TokenFile::parse`,
-//! `Settings::resolve`, the token request body (`oauth::form_body`), the
+//! `Settings::resolve` (with the trust rule), the token request body (`oauth::form_body`), the
 //! endpoint and proxy URLs (`http::Endpoint::parse`, `ProxySpec::parse`) and
 //! the refresh decision (`policy::freshness`).
 //!
@@ -49,32 +49,49 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let s = Settings::resolve(&config, &token);
-    assert_eq!(Settings::refresh_window(&config, &token), s.refresh_window);
-    let user = token.user.clone().unwrap_or_default();
-    let mut shown = format!("{config:?} {s:?}");
-    // Non-secret fields are shown as they are; a secret planted in one of
+    // Values shown on purpose (not secrets): a secret planted in one of
     // them is not a leak.
-    for v in [&s.client_id, &s.token_endpoint, &user]
-        .into_iter()
-        .chain(s.scope.iter())
-        .chain(s.proxy.iter())
-        .chain(s.ca_bundle_file.iter())
-        .chain(s.ca_certs_dir.iter())
-        .chain(config.client_id.iter())
-        .chain(config.token_endpoint.iter())
-        .chain(config.scope.iter())
-        .chain(config.proxy.iter())
-        .chain(config.ca_bundle_file.iter())
-        .chain(config.ca_certs_dir.iter())
-        .chain(config.refresh_helper.iter())
-        .chain(config.unknown_keys.iter())
-    {
-        if !v.is_empty() {
-            shown = shown.replace(v.as_str(), "");
+    let o = &token.overrides;
+    let public: Vec<&String> = [
+        &token.user,
+        &o.client_id,
+        &o.token_endpoint,
+        &o.scope,
+        &o.proxy,
+    ]
+    .into_iter()
+    .chain([&o.ca_bundle_file, &o.ca_certs_dir])
+    .chain([
+        &config.client_id,
+        &config.token_endpoint,
+        &config.scope,
+        &config.proxy,
+    ])
+    .chain([
+        &config.ca_bundle_file,
+        &config.ca_certs_dir,
+        &config.refresh_helper,
+    ])
+    .flatten()
+    .chain(config.unknown_keys.iter())
+    .filter(|v| !v.is_empty())
+    .collect();
+    let check = |what: &str, text: &str| {
+        let mut text = text.to_string();
+        for v in &public {
+            text = text.replace(&format!("{v:?}"), "").replace(v.as_str(), "");
         }
-    }
-    assert_no_secret("Config/Settings Debug", &shown, &secrets);
+        assert_no_secret(what, &text, &secrets);
+    };
+    let s = match Settings::resolve(&config, &token) {
+        Ok(s) => s,
+        Err(refused) => {
+            check("trust-rule refusal", &refused.to_string());
+            return;
+        }
+    };
+    assert_eq!(Settings::refresh_window(&config, &token), s.refresh_window);
+    check("Config/Settings Debug", &format!("{config:?} {s:?}"));
 
     for now in [0, 1_700_000_000, i64::MAX] {
         let f = freshness(
