@@ -16,7 +16,7 @@ RELEASE := target/release
 # nothing copied there; --target keeps the flag off build scripts.
 HELPER := target/$(TARGET)/release/sasl-xoauth2-refresh
 
-.PHONY: all build plugin helper tool test demo install uninstall clean
+.PHONY: all build plugin helper tool test test-mac demo install uninstall clean
 
 all: build
 
@@ -33,6 +33,10 @@ helper:
 
 test:
 	scripts/test
+
+# SELinux and AppArmor enforcing, in a Debian 12 VM (QEMU); needs root.
+test-mac:
+	tests/mac/run
 
 demo:
 	scripts/demo

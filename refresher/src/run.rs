@@ -501,6 +501,7 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     let client = Client::new(&prepared.route, resolved, &prepared.trust);
     let mut retry = Retry::after(lock.take_marker(unix_now_ms()));
     let policy = sandbox_policy(path, prepared.route.connect_host().1, config.sandbox);
+    let mac = crate::sys::mac_label();
     let report = sandbox::lock_down(&policy).map_err(Failure::Sandbox)?;
     diag(format_args!(
         "{report}; trusting {}",
@@ -543,11 +544,12 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         ));
     }
     Ok(format!(
-        "refreshed {} (access token {}, expires in {} s; {})",
+        "refreshed {} (access token {}, expires in {} s; {}{})",
         path.display(),
         granted.access_token.fingerprint(),
         granted.expires_in,
-        report.summary
+        report.summary,
+        mac.map(|m| format!("; running as {m}")).unwrap_or_default()
     ))
 }
 

@@ -144,3 +144,20 @@ impl Drop for StopSignalsHeld {
         unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &self.0, std::ptr::null_mut()) };
     }
 }
+
+/// The label the kernel's LSM gives this process (an SELinux context, or an
+/// AppArmor profile and its mode), for the status line: proof of the domain
+/// the helper ran in. None when /proc is not visible (inside Postfix's
+/// chroot) or no LSM labels processes. Read before the sandbox closes /proc.
+pub fn mac_label() -> Option<String> {
+    let raw = std::fs::read("/proc/thread-self/attr/current").ok()?;
+    let label = String::from_utf8_lossy(&raw);
+    let label = label.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!label.is_empty()).then(|| {
+        label
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect()
+    })
+}

@@ -141,7 +141,7 @@ if m=$(grep -En '^[[:space:]]*(audit[[:space:]]+)?network([[:space:]]|,)' "$work
 else
 	ok "helper: no raw/packet sockets and no blanket network rule"
 fi
-has "helper: deny /** x (executes nothing)" "$work/helper.pre" '^[[:space:]]*deny[[:space:]]+/\*\*[[:space:]]+x,'
+has "helper: deny /** x (executes nothing)" "$work/helper.pre" '^[[:space:]]*(audit[[:space:]]+)?deny[[:space:]]+/\*\*[[:space:]]+x,'
 lacks "helper: no exec transition rules (Px/Cx/Ux/px/cx/ux) in the profile" "$work/helper.own" '[[:space:]][pPcCuU]x[[:space:]]*(,|->)'
 lacks "helper: no ix in the profile itself" "$work/helper.own" '[[:space:]][a-z]*ix[[:space:]]*,'
 has "helper: token directories rk (open for fsync, flock)" "$work/helper.own" '^[[:space:]]*@\{sasl_xoauth2_token_dirs\}/[[:space:]]+rk,'
@@ -150,15 +150,15 @@ has "helper: token directories are /etc/tokens and /var/spool/postfix/etc/tokens
 	'^@\{sasl_xoauth2_token_dirs\}[[:space:]]*=[[:space:]]*/etc/tokens[[:space:]]+/var/spool/postfix/etc/tokens[[:space:]]*$'
 has "helper: reads the configuration file" "$work/helper.own" '^[[:space:]]*/etc/sasl-xoauth2\.conf[[:space:]]+r,'
 has "helper: reads CA certificates (abstractions/ssl_certs)" "$work/helper.own" '^[[:space:]]*include[[:space:]]+<abstractions/ssl_certs>'
-has "helper: denies the Postfix queue" "$work/helper.own" '^[[:space:]]*deny[[:space:]]+/var/spool/postfix/\{active,.*\}/\*\*[[:space:]]+rwlk,'
+has "helper: denies the Postfix queue" "$work/helper.own" '^[[:space:]]*(audit[[:space:]]+)?deny[[:space:]]+/var/spool/postfix/\{active,.*\}/\*\*[[:space:]]+rwlk,'
 # No write to anything under /var/spool/postfix except the token directory.
 lacks "helper: writes nothing else under /var/spool/postfix" "$work/helper.own" '^[[:space:]]*(owner[[:space:]]+)?/var/spool/postfix/[^[:space:]]*[[:space:]]+[a-z]*w'
 
 has "smtp: Px to the helper profile" "$work/snippet.own" \
 	"^[[:space:]]*/usr/\{lib,libexec,local/libexec\}/sasl-xoauth2/sasl-xoauth2-refresh[[:space:]]+Px[[:space:]]+->[[:space:]]+$HELPER_NAME,"
 has "smtp: reads token files (and may take a shared lock probe: k)" "$work/snippet.own" '^[[:space:]]*/\{,var/spool/postfix/\}etc/tokens/\*[[:space:]]+rk,'
-has "smtp: deny write/link on token files" "$work/snippet.own" '^[[:space:]]*deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/\*\*[[:space:]]+wl,'
-has "smtp: deny write on token directories" "$work/snippet.own" '^[[:space:]]*deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/[[:space:]]+w,'
+has "smtp: deny write/link on token files" "$work/snippet.own" '^[[:space:]]*(audit[[:space:]]+)?deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/\*\*[[:space:]]+wl,'
+has "smtp: deny write on token directories" "$work/snippet.own" '^[[:space:]]*(audit[[:space:]]+)?deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/[[:space:]]+w,'
 lacks "smtp: no allow rule with w/a/l/x on tokens in the snippet" "$work/snippet.own" '^[[:space:]]*(owner[[:space:]]+)?/[^[:space:]]*tokens[^[:space:]]*[[:space:]]+[a-z]*[walx]'
 has "smtp: reads the configuration file" "$work/snippet.own" '^[[:space:]]*/etc/sasl-xoauth2\.conf[[:space:]]+r,'
 has "smtp: maps the plugin library" "$work/snippet.own" 'sasl2/libsasl-xoauth2\.so\*[[:space:]]+mr,'

@@ -7,6 +7,7 @@
 //! fake-gmail --dir DIR [--client-id ID] [--client-secret SECRET]
 //!            [--expires-in SECS] [--login]
 //!            [--token-file PATH --user USER --access-valid-for SECS]
+//!            [--token-port PORT] [--relay-port PORT]
 //! ```
 //!
 //! Writes into DIR: `provider-ca.pem` (trust for the helper),
@@ -15,7 +16,9 @@
 //! token, connection and AUTH, with fingerprints only, never a token).
 //! With `--token-file` it writes a token file (mode 0600) for USER holding
 //! a fresh refresh token and an access token valid for SECS seconds
-//! (SECS <= 0: one that expired -SECS seconds ago).
+//! (SECS <= 0: one that expired -SECS seconds ago). The ports default to
+//! free ones; fixed ones matter where a MAC policy labels ports (tests/mac:
+//! the token endpoint on 443, an `http_port_t` port).
 //!
 //! Prints `token_endpoint URL`, `relay 127.0.0.1:PORT`, then `ready`, and
 //! reads commands on stdin: `mode NAME` (as fake-provider), `revoke-all`,
@@ -33,7 +36,7 @@ use testkit::smtp::{append_line, Account, EventSink, FakeRelay, RelayOptions};
 
 fn usage(msg: &str) -> ! {
     eprintln!("fake-gmail: {msg}");
-    eprintln!("usage: fake-gmail --dir DIR [--client-id ID] [--client-secret SECRET] [--expires-in SECS] [--login] [--token-file PATH --user USER --access-valid-for SECS]");
+    eprintln!("usage: fake-gmail --dir DIR [--client-id ID] [--client-secret SECRET] [--expires-in SECS] [--login] [--token-file PATH --user USER --access-valid-for SECS] [--token-port PORT] [--relay-port PORT]");
     std::process::exit(64);
 }
 
@@ -127,6 +130,7 @@ fn main() {
     let mut token_file: Option<PathBuf> = None;
     let mut user: Option<String> = None;
     let mut valid_for: i64 = 3600;
+    let mut relay_port: u16 = 0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -149,6 +153,16 @@ fn main() {
                 valid_for = val()
                     .parse()
                     .unwrap_or_else(|_| usage("--access-valid-for needs a number"))
+            }
+            "--token-port" => opts.bind.set_port(
+                val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--token-port needs a port")),
+            ),
+            "--relay-port" => {
+                relay_port = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--relay-port needs a port"))
             }
             "--help" | "-h" => usage("help"),
             other => usage(&format!("unknown argument {other}")),
@@ -198,6 +212,7 @@ fn main() {
             login,
             messages_file: Some(dir.join("messages.jsonl")),
             events: Some(sink),
+            bind: ([127, 0, 0, 1], relay_port).into(),
             ..RelayOptions::default()
         },
         vec![Account {
