@@ -273,8 +273,7 @@ tap $? "${CHECK[*]} as root runs (exit $rc)" "$out"
 echo "$out" | grep -iE "^ *(ok|warn|fail).*$MODE" | sed 's/^/MAC-INFO   --check: /'
 ! echo "$out" | grep -iE "^ *fail.*$MODE" >/dev/null
 tap $? "--check finds nothing wrong with the $MODE setup" "$(echo "$out" | grep -i "$MODE")"
-out=$(sasl-xoauth2-tool --help 2>&1 | head -n 1)
-printf '$ sasl-xoauth2-tool --help\n%s\n' "$out" >&9
+check "sasl-xoauth2-tool test-config as root" sasl-xoauth2-tool test-config
 
 d=$(denials)
 printf '%s\n' "$d" >"$OUT/$MODE-denials-delivery.txt"
