@@ -64,7 +64,17 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => check(&e, &secrets),
     }
     match parse_device_authorization(status, body) {
-        Ok(d) => assert!(d.interval > 0 && d.expires_in > 0),
+        Ok(d) => {
+            assert!(d.interval > 0 && d.expires_in > 0);
+            // Printed on the terminal: never an escape sequence.
+            let shown = [&d.user_code, &d.verification_uri];
+            for s in shown
+                .into_iter()
+                .chain(d.verification_uri_complete.as_ref())
+            {
+                assert!(!s.chars().any(char::is_control), "{s:?}");
+            }
+        }
         Err(e) => check(&e, &secrets),
     }
     match classify_poll(status, body) {

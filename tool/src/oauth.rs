@@ -215,13 +215,27 @@ pub fn parse_device_authorization(
     let need = |k: &str| {
         string(o, k).ok_or_else(|| ResponseError::Malformed(format!("no {k} in the response")))
     };
+    // These are printed for the user: an escape sequence from the provider
+    // must not reach the terminal, so such an answer is refused whole.
+    let printable = |k: &str, v: &str| {
+        if v.chars().any(char::is_control) {
+            Err(ResponseError::Malformed(format!(
+                "{k} in the response holds control characters"
+            )))
+        } else {
+            Ok(v.to_string())
+        }
+    };
     let device_code = Secret::new(need("device_code")?);
-    let user_code = need("user_code")?.to_string();
+    let user_code = printable("user_code", need("user_code")?)?;
     // Microsoft's v1 endpoint said verification_url.
     let verification_uri = string(o, "verification_uri")
         .or_else(|| string(o, "verification_url"))
-        .ok_or_else(|| ResponseError::Malformed("no verification_uri in the response".into()))?
-        .to_string();
+        .ok_or_else(|| ResponseError::Malformed("no verification_uri in the response".into()))?;
+    let verification_uri = printable("verification_uri", verification_uri)?;
+    let verification_uri_complete = string(o, "verification_uri_complete")
+        .map(|v| printable("verification_uri_complete", v))
+        .transpose()?;
     let expires_in = number(o, "expires_in")
         .filter(|n| *n > 0)
         .ok_or_else(|| ResponseError::Malformed("no valid expires_in in the response".into()))?
@@ -233,7 +247,7 @@ pub fn parse_device_authorization(
         device_code,
         user_code,
         verification_uri,
-        verification_uri_complete: string(o, "verification_uri_complete").map(str::to_string),
+        verification_uri_complete,
         expires_in,
         interval,
     })
@@ -352,6 +366,18 @@ mod tests {
         assert!(
             parse_device_authorization(200, br#"{"user_code":"X","device_code":"d"}"#).is_err()
         );
+        // An escape sequence meant for the terminal is refused, not printed.
+        for body in [
+            &br#"{"user_code":"AB\u001b]0;pwned\u0007","device_code":"d","verification_uri":"https://v","expires_in":60}"#[..],
+            br#"{"user_code":"X","device_code":"d","verification_uri":"https://v\u001b[2J","expires_in":60}"#,
+            br#"{"user_code":"X","device_code":"d","verification_uri":"https://v","verification_uri_complete":"https://v?\r\u001b[K","expires_in":60}"#,
+        ] {
+            let e = parse_device_authorization(200, body).unwrap_err();
+            assert!(
+                matches!(&e, ResponseError::Malformed(m) if m.contains("control characters")),
+                "{e:?}"
+            );
+        }
         let e =
             parse_device_authorization(400, br#"{"error":"invalid_client","error_codes":[70002]}"#)
                 .unwrap_err();
