@@ -247,10 +247,10 @@ unsafe fn child_exec(
 }
 
 fn pidfd_open(pid: libc::pid_t) -> RawFd {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // (or -1, which callers treat as "no pidfd").
     // Flags must be 0 (or PIDFD_NONBLOCK): pidfds are close-on-exec anyway,
     // and O_CLOEXEC is EINVAL.
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // (or -1, which callers treat as "no pidfd").
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     fd as RawFd
 }
