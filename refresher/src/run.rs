@@ -171,10 +171,7 @@ fn unix_now_ms() -> i64 {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    unix_now_ms() / 1000
 }
 
 /// The configuration and, from a handoff, the CA certificates the plugin
