@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod ca;
+pub mod clock;
 pub mod config;
+pub mod errno;
 pub mod error;
 pub mod exit;
 pub mod fsread;
