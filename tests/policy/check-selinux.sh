@@ -47,6 +47,7 @@ MOD=sasl_xoauth2
 HELPER=sasl_xoauth2_refresh_t
 HELPER_EXEC=sasl_xoauth2_refresh_exec_t
 TOKEN=sasl_xoauth2_token_t
+SECRET=sasl_xoauth2_secret_t
 CONF=sasl_xoauth2_conf_t
 SMTP=postfix_smtp_t
 
@@ -151,7 +152,7 @@ if (fips_mode) {
 }
 bool domain_can_mmap_files true;
 if (domain_can_mmap_files) {
-	allow domain file_type:file map;
+	allow domain file_type:{ file lnk_file } map;
 }
 SIM
 sim_mods=("${modules_min[@]}" prelink)
@@ -255,6 +256,21 @@ field() {
 	awk -v f="$1" '$1 == "allow" || $1 == "type_transition" {
 		t = (f == 1) ? $2 : $3; sub(/:.*/, "", t); print t }' | sort -u
 }
+# no_secret_access DESC POLICY: no allow rule from smtp, directly or through
+# any attribute it has (sesearch matches indirectly), to the secret type, in
+# any class but filesystem: refpolicy's postfix_domain file_type:filesystem
+# getattr is about filesystems labelled with a file type (statfs of a mount),
+# not about the files on them.
+no_secret_access() {
+	local d=$1 out
+	out=$(q "$2" -A -s $SMTP -t $SECRET | grep -v ':filesystem ' || true)
+	if [[ -z $out ]]; then
+		ok "$d"
+	else
+		not_ok "$d" "unexpected rules (sesearch -A -s $SMTP -t $SECRET):
+$out"
+	fi
+}
 # only DESC FIELD ALLOWED POLICY sesearch-args...: the sources/targets of the
 # matching rules are a subset of ALLOWED (space separated).
 only() {
@@ -292,6 +308,8 @@ $out"; fi
 # ---------------------------------------------------------------- types
 attrs "$TOKEN is an authentication file type (auth_file_type, security_file_type)" \
 	"$TOKEN" +file_type +auth_file_type +security_file_type -non_auth_file_type -non_security_file_type
+attrs "$SECRET is an authentication file type (auth_file_type, security_file_type)" \
+	"$SECRET" +file_type +auth_file_type +security_file_type -non_auth_file_type -non_security_file_type
 attrs "$CONF is a configuration file type" "$CONF" +file_type +configfile
 attrs "$HELPER_EXEC is an entry point executable type" "$HELPER_EXEC" +file_type +exec_type +entry_type
 attrs "$HELPER is a domain" "$HELPER" +domain
@@ -332,6 +350,10 @@ absent "$SMTP cannot run the helper without a transition (execute_no_trans)" "$P
 only "only $SMTP transitions into $HELPER" 1 "$SMTP" "$POL" -A -t $HELPER -c process -p transition
 only "only $HELPER (and unconfined file access) may write token files" 1 "$HELPER files_unconfined_type" \
 	"$POL" -A -t $TOKEN -c file -p write,append,create,unlink,rename
+# The secrets of the split layout: no rule at all, in any class, from smtp
+# or from any attribute it has (sesearch matches attributes too) to them.
+no_secret_access "$SMTP has no allow rule on $SECRET, directly or through an attribute (any class but filesystem)" "$POL"
+absent "$SMTP has no type_transition to $SECRET" "$POL" -T -s $SMTP -D $SECRET
 
 # ---------------------------------------------------------------- helper: present
 present "$HELPER manages token files (create/write/rename/unlink/setattr)" "$POL" -A -s $HELPER -t $TOKEN -c file -p create,write,rename,unlink,setattr,read,open
@@ -342,6 +364,24 @@ present "$HELPER connects to http_cache_port_t (proxy)" "$POL" -A -s $HELPER -t 
 present "$HELPER resolves names (dns_port_t)" "$POL" -A -s $HELPER -t dns_port_t -c tcp_socket -p name_connect
 present "$HELPER reads the resolver configuration (net_conf_t)" "$POL" -A -s $HELPER -t net_conf_t -c file -p read
 present "$HELPER reads generic certificates (cert_t)" "$POL" -A -s $HELPER -t cert_t -c file -p read,open
+present "$HELPER reads, writes, creates, renames and unlinks secrets files (split layout)" "$POL" -A -s $HELPER -t $SECRET -c file -p read,open,getattr,write,create,setattr,rename,unlink
+present "$HELPER adds/removes entries in secrets directories and opens them (fsync)" "$POL" -A -s $HELPER -t $SECRET -c dir -p search,add_name,remove_name,write,open,read
+absent "$HELPER cannot create, remove, relabel or lock secrets directories, nor relabel/link secrets files" "$POL" -A -s $HELPER -t $SECRET -p create,rmdir,reparent,relabelfrom,relabelto,lock,link,execute
+present "type_transition $HELPER $SECRET:file $SECRET (its temp files keep the secret type)" "$POL" -T -s $HELPER -t $SECRET -c file -D $SECRET
+# Named transitions: a directory called "secrets" made in a token directory,
+# and a file called sasl-xoauth2.secret made in etc_t, get the secret type
+# (the helper stands for any domain: the rules are stated for all of them).
+present "type_transition domain $TOKEN:dir $SECRET \"secrets\" (a new secrets directory is labelled)" "$POL" -T -s $HELPER -t $TOKEN -c dir -D $SECRET
+if q "$POL" -T -s $HELPER -t $TOKEN -c dir -D $SECRET | grep -qE '[ "]secrets"?;$'; then
+	ok "that type_transition is named (only an entry called secrets)"
+else
+	not_ok "that type_transition is named (only an entry called secrets)" "$(q "$POL" -T -s $HELPER -t $TOKEN -c dir -D $SECRET)"
+fi
+if q "$POL" -T -s $HELPER -t etc_t -c file -D $SECRET | grep -qE '[ "]sasl-xoauth2\.secret"?;$'; then
+	ok "type_transition domain etc_t:file $SECRET \"sasl-xoauth2.secret\" (the client_secret_file is labelled)"
+else
+	not_ok "type_transition domain etc_t:file $SECRET \"sasl-xoauth2.secret\" (the client_secret_file is labelled)" "$(q "$POL" -T -s $HELPER -t etc_t -c file -D $SECRET)"
+fi
 absent "$HELPER cannot read the configuration file (it arrives over the pipe)" "$POL" -A -s $HELPER -t $CONF -c file -p read,open,getattr,map
 present "$HELPER searches the Postfix chroot root (postfix_spool_t dir)" "$POL" -A -s $HELPER -t postfix_spool_t -c dir -p search
 
@@ -357,9 +397,9 @@ helper_bounds() { # POLICY LABEL
 		"$HELPER_EXEC ld_so_t lib_t textrel_shlib_t" "$p" -A -s $HELPER -c file -p execute
 	only "$HELPER is entered only through $HELPER_EXEC$l" 2 "$HELPER_EXEC" "$p" -A -s $HELPER -c file -p entrypoint
 	absent "$HELPER transitions to no other domain$l" "$p" -A -s $HELPER -c process -p transition,dyntransition
-	only "$HELPER writes files only of its token type (and its own /proc)$l" 2 "$TOKEN $HELPER" \
+	only "$HELPER writes files only of its token and secret types (and its own /proc)$l" 2 "$TOKEN $SECRET $HELPER" \
 		"$p" -A -s $HELPER -c file -p write,append,create,unlink,rename,link,setattr
-	only "$HELPER changes entries only in token directories$l" 2 "$TOKEN" \
+	only "$HELPER changes entries only in token and secrets directories$l" 2 "$TOKEN $SECRET" \
 		"$p" -A -s $HELPER -c dir -p write,add_name,remove_name,create,rmdir,rename,reparent,setattr
 	# Every rule from the helper to a postfix_* type: pipes/fd/sigchld with
 	# postfix_smtp_t, and search on the chroot root; nothing in the queue.
@@ -391,6 +431,9 @@ if [[ -n $FULL ]]; then
 	only "only $HELPER (and unconfined file access) may write token files [complete policy]" 1 \
 		"$HELPER files_unconfined_type" "$FULL" -A -t $TOKEN -c file -p write,append,create,unlink,rename
 	only "only $SMTP transitions into $HELPER [complete policy]" 1 "$SMTP" "$FULL" -A -t $HELPER -c process -p transition
+	no_secret_access "$SMTP has no allow rule on $SECRET, directly or through an attribute (any class but filesystem) [complete policy]" "$FULL"
+	only "only $HELPER (and unconfined file access) may write secrets files [complete policy]" 1 \
+		"$HELPER files_unconfined_type" "$FULL" -A -t $SECRET -c file -p write,append,create,unlink,rename
 fi
 
 # ---------------------------------------------------------------- file contexts
@@ -443,6 +486,15 @@ label /var/spool/postfix/etc/tokens/gmail.json $S_IFREG $TOKEN
 label /var/spool/postfix/etc/resolv.conf $S_IFREG etc_t
 label /var/spool/postfix/deferred $S_IFDIR postfix_spool_maildrop_t
 label /etc/tokens-old $S_IFDIR etc_t
+label /etc/tokens/secrets $S_IFDIR $SECRET
+label /etc/tokens/secrets/gmail.json $S_IFREG $SECRET
+label /etc/tokens/secrets/.gmail.json.tmp $S_IFREG $SECRET
+label /var/spool/postfix/etc/tokens/secrets $S_IFDIR $SECRET
+label /var/spool/postfix/etc/tokens/secrets/gmail.json $S_IFREG $SECRET
+label /etc/tokens/secrets-old $S_IFDIR $TOKEN
+label /etc/tokens/secrets.json $S_IFREG $TOKEN
+label /etc/sasl-xoauth2.secret $S_IFREG $SECRET
+label /var/spool/postfix/etc/sasl-xoauth2.secret $S_IFREG $SECRET
 label /etc/sasl-xoauth2.conf $S_IFREG $CONF
 label /usr/libexec/sasl-xoauth2 $S_IFDIR bin_t
 label /usr/libexec/sasl-xoauth2/sasl-xoauth2-refresh $S_IFREG $HELPER_EXEC
@@ -493,6 +545,16 @@ negative "allow $SMTP $TOKEN:dir { add_name remove_name }" \
 	"allow $SMTP $TOKEN:dir { add_name remove_name };"
 negative "allow $SMTP $HELPER_EXEC:file execute_no_trans" \
 	"allow $SMTP $HELPER_EXEC:file execute_no_trans;"
+negative "allow $SMTP $SECRET:file read" \
+	"allow $SMTP $SECRET:file read;"
+negative "allow $SMTP $SECRET:file getattr" \
+	"allow $SMTP $SECRET:file getattr;"
+negative "allow $SMTP $SECRET:dir search" \
+	"allow $SMTP $SECRET:dir search;"
+negative "allow $SMTP $SECRET:lnk_file read" \
+	"allow $SMTP $SECRET:lnk_file read;"
+negative "allow $SMTP $SECRET:file map (the Debian branch states *)" \
+	"allow $SMTP $SECRET:file map;"
 negative "allow $HELPER self:capability dac_override" \
 	"allow $HELPER self:capability dac_override;"
 negative "allow $HELPER bin_t:file execute_no_trans" \
@@ -529,6 +591,10 @@ negative "[redhat branch + Fedora stand-in] allow $HELPER $SMTP:process dyntrans
 	"allow $HELPER $SMTP:process dyntransition;"
 negative "[redhat branch + Fedora stand-in] allow $SMTP $HELPER_EXEC:file execute_no_trans (RHEL 9 domtrans_pattern)" \
 	"allow $SMTP $HELPER_EXEC:file execute_no_trans;"
+negative "[redhat branch + Fedora stand-in] allow $SMTP $SECRET:file { open read }" \
+	"allow $SMTP $SECRET:file { open read };"
+negative "[redhat branch + Fedora stand-in] allow $SMTP $SECRET:dir search" \
+	"allow $SMTP $SECRET:dir search;"
 negative "[redhat branch + Fedora stand-in] allow $HELPER postfix_spool_t:file { read write }" \
 	"allow $HELPER postfix_spool_t:file { read write };"
 
