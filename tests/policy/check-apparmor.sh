@@ -160,6 +160,36 @@ has "smtp: reads token files (and may take a shared lock probe: k)" "$work/snipp
 has "smtp: deny write/link on token files" "$work/snippet.own" '^[[:space:]]*(audit[[:space:]]+)?deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/\*\*[[:space:]]+wl,'
 has "smtp: deny write on token directories" "$work/snippet.own" '^[[:space:]]*(audit[[:space:]]+)?deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/[[:space:]]+w,'
 lacks "smtp: no allow rule with w/a/l/x on tokens in the snippet" "$work/snippet.own" '^[[:space:]]*(owner[[:space:]]+)?/[^[:space:]]*tokens[^[:space:]]*[[:space:]]+[a-z]*[walx]'
+# Secrets of the split layout (issue 16): smtp gets nothing, the helper
+# reads and replaces them.
+has "smtp: audit deny mrwlk on secrets directories and everything in them" "$work/snippet.own" \
+	'^[[:space:]]*audit[[:space:]]+deny[[:space:]]+/\{,var/spool/postfix/\}etc/tokens/secrets/\{,\*\*\}[[:space:]]+mrwlk,'
+has "smtp: audit deny mrwlk on the client_secret_file" "$work/snippet.own" \
+	'^[[:space:]]*audit[[:space:]]+deny[[:space:]]+/\{,var/spool/postfix/\}etc/sasl-xoauth2\.secret[[:space:]]+mrwlk,'
+lacks "smtp: no allow rule on secrets in the snippet" "$work/snippet.own" '^[[:space:]]*(owner[[:space:]]+)?/[^[:space:]]*secret'
+# The deny globs (brace-expanded; ** as a shell glob) cover the conventional
+# secrets paths as smtp's profile sees them (from the namespace root).
+deny_globs=$(awk '$1 == "audit" && $2 == "deny" && $3 ~ /secret/ { print $3 }' "$work/snippet.own")
+for p in /etc/tokens/secrets/ /etc/tokens/secrets/alice@gmail.com /etc/tokens/secrets/.alice@gmail.com.tmp \
+	/var/spool/postfix/etc/tokens/secrets/ /var/spool/postfix/etc/tokens/secrets/alice@gmail.com \
+	/etc/sasl-xoauth2.secret /var/spool/postfix/etc/sasl-xoauth2.secret; do
+	hit=
+	for g in $deny_globs; do
+		for e in $(eval "echo $g"); do
+			# shellcheck disable=SC2053
+			[[ $p == ${e//\*\*/*} ]] && hit=$e
+		done
+	done
+	if [[ -n $hit ]]; then ok "smtp: $p is denied ($hit)"; else not_ok "smtp: $p is denied" "deny globs: $deny_globs"; fi
+done
+has "helper: secrets directories are /etc/tokens/secrets and /var/spool/postfix/etc/tokens/secrets" "$work/helper.pre" \
+	'^@\{sasl_xoauth2_secret_dirs\}[[:space:]]*=[[:space:]]*/etc/tokens/secrets[[:space:]]+/var/spool/postfix/etc/tokens/secrets[[:space:]]*$'
+has "helper: client_secret_file paths are /etc/sasl-xoauth2.secret and its chroot copy" "$work/helper.pre" \
+	'^@\{sasl_xoauth2_secret_files\}[[:space:]]*=[[:space:]]*/etc/sasl-xoauth2\.secret[[:space:]]+/var/spool/postfix/etc/sasl-xoauth2\.secret[[:space:]]*$'
+has "helper: reads secrets directories (open for fsync)" "$work/helper.own" '^[[:space:]]*@\{sasl_xoauth2_secret_dirs\}/[[:space:]]+r,'
+has "helper: owner rw on files in secrets directories (read, create, rename)" "$work/helper.own" '^[[:space:]]*owner[[:space:]]+@\{sasl_xoauth2_secret_dirs\}/\*[[:space:]]+rw,'
+has "helper: reads the client_secret_file" "$work/helper.own" '^[[:space:]]*@\{sasl_xoauth2_secret_files\}[[:space:]]+r,'
+lacks "helper: never writes the client_secret_file" "$work/helper.own" '^[[:space:]]*(owner[[:space:]]+)?@\{sasl_xoauth2_secret_files\}[[:space:]]+[a-z]*[wal]'
 has "smtp: reads the configuration file" "$work/snippet.own" '^[[:space:]]*/etc/sasl-xoauth2\.conf[[:space:]]+r,'
 has "smtp: maps the plugin library" "$work/snippet.own" 'sasl2/libsasl-xoauth2\.so\*[[:space:]]+mr,'
 has "smtp: may signal the helper (kill, term)" "$work/snippet.own" "signal \\(send\\) set=\\(kill, term\\) peer=$HELPER_NAME,"
