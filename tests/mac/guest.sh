@@ -280,10 +280,11 @@ printf '%s\n' "$d" >"$OUT/$MODE-denials-delivery.txt"
 # Ours: smtp (which loads the plugin), the helper, the tool, our types and
 # profiles. Denials of other programs (Postfix's own, sendmail, the test's
 # shell) are listed, not counted: they are the base policy's business.
-ours=$(printf '%s\n' "$d" | grep -E 'postfix_smtp_t|sasl_xoauth2|sasl-xoauth2|comm="smtp"|postfix-smtp')
+OURS='postfix_smtp_t|sasl_xoauth2|sasl-xoauth2|comm="smtp"|postfix-smtp'
+ours=$(printf '%s\n' "$d" | grep -E "$OURS")
 [ -z "$ours" ]
 DIAG_LINES=80 tap $? "no $MODE denial for smtp, the helper or the tool on the whole path (delivery x2, refresh, rename, lock, --check)" "$ours"
-others=$(printf '%s\n' "$d" | grep -vE 'postfix_smtp_t|sasl_xoauth2|sasl-xoauth2|comm="smtp"|postfix-smtp' | grep .)
+others=$(printf '%s\n' "$d" | grep -vE "$OURS" | grep .)
 info "other denials on that path (not ours): $(printf '%s\n' "$others" | grep -c .)"
 printf '%s\n' "$others" | grep . | sed -E 's/.*(avc: +denied|apparmor="DENIED")/\1/' | cut -c1-220 | sort | uniq -c | sort -rn | head -n 12 | sed 's/^/MAC-INFO     /'
 since_mark >"$OUT/$MODE-kmsg-delivery.txt"
@@ -372,6 +373,102 @@ tap $? "control: smtp's domain can read the token file" "$out" "$(denials)"
 out=$(probe helper connect 443)
 [ $? -eq 0 ]
 tap $? "control: the helper's domain can connect to the HTTPS port" "$out" "$(denials)"
+
+# ---- the split layout: secrets smtp must not reach ---------------------------
+# Secrets files where the split layout keeps them (issue 16): D/secrets/NAME
+# beside the token files, inside and outside the chroot, and the
+# client_secret_file.  A separate account name, so that the deliveries (this
+# one's single-file account) never see them.  The secrets hold throwaway
+# values: delivery in the split layout is a step of its own.
+# mkdir and a shell redirection, not install(1), which may set the label
+# from the file contexts itself: this shows what the kernel gives new files.
+# write_secret FILE CONTENT: a new file, mode 0600, owned by postfix.
+write_secret() {
+  (umask 077 && printf '%s\n' "$2" >"$1") && chown postfix:postfix "$1"
+}
+# make_secrets TOKEN-DIR NAME: D/secrets (0700) and D/secrets/NAME (0600),
+# owned by postfix, made by root as sasl-xoauth2-tool split-secrets would.
+make_secrets() {
+  mkdir -m 0700 "$1/secrets" && chown postfix:postfix "$1/secrets" &&
+    write_secret "$1/secrets/$2" "{\"refresh_token\": \"mac-probe-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')\"}"
+}
+SPLIT_PROBE=probe@gmail.test
+SD=$TOKDIR_CHROOT/secrets
+S=$SD/$SPLIT_PROBE
+CS=/etc/sasl-xoauth2.secret
+info "making secrets files (split layout)"
+make_secrets "$TOKDIR_CHROOT" "$SPLIT_PROBE" && make_secrets "$TOKDIR" "$SPLIT_PROBE" &&
+  write_secret "$CS" "$SECRET"
+tap $? "secrets directories, secrets files and $CS made (postfix, 0700/0600)"
+if [ "$MODE" = selinux ]; then
+  secret_labels() {
+    local f bad=""
+    for f in "$SD" "$S" "$TOKDIR/secrets" "$TOKDIR/secrets/$SPLIT_PROBE" "$CS"; do
+      [ "$(label "$f")" = sasl_xoauth2_secret_t ] || bad="$bad $f:$(label "$f")"
+    done
+    echo "$bad"
+  }
+  # Made by root (unconfined_t) in a token directory / in /etc: the named
+  # type_transitions label the directory and the file, the files inside
+  # inherit the directory's type, before any restorecon.
+  bad=$(secret_labels)
+  tap "$([ -z "$bad" ] && echo 0 || echo 1)" "new secrets directories and files are sasl_xoauth2_secret_t at creation (named type_transition, inheritance)" "$bad"
+  check "restorecon as docs/policies.md says for secrets" \
+    restorecon -Rv "$TOKDIR/secrets" "$SD" "$CS"
+  bad=$(secret_labels)
+  tap "$([ -z "$bad" ] && echo 0 || echo 1)" "after restorecon the secrets carry sasl_xoauth2_secret_t (file contexts win over the token directory's)" "$bad"
+  [ "$(label "$TOKDIR_CHROOT/$USER_ADDR")" = sasl_xoauth2_token_t ]
+  tap $? "the token file beside them is still sasl_xoauth2_token_t"
+fi
+info "probing the secrets"
+case $MODE in
+  selinux)
+    ss='scontext=[^ ]*:postfix_smtp_t:[^ ]* tcontext=[^ ]*:sasl_xoauth2_secret_t:[^ ]* tclass=(file|dir) permissive=0'
+    expect_denied "smtp's domain cannot read a secrets file (chroot)" smtp "denied .*$ss" read "$S"
+    expect_denied "smtp's domain cannot list a secrets directory (chroot)" smtp "denied .*$ss" list "$SD"
+    expect_denied "smtp's domain cannot read a secrets file (/etc/tokens)" smtp "denied .*$ss" read "$TOKDIR/secrets/$SPLIT_PROBE"
+    expect_denied "smtp's domain cannot read the client_secret_file" smtp "denied .*$ss" read "$CS"
+    ;;
+  apparmor)
+    ss='apparmor="DENIED" .*profile="postfix-smtp" name="'
+    expect_denied "smtp's profile cannot read a secrets file (chroot)" smtp "$ss$S\"" read "$S"
+    expect_denied "smtp's profile cannot list a secrets directory (chroot)" smtp "$ss$SD/\"" list "$SD"
+    expect_denied "smtp's profile cannot read a secrets file (/etc/tokens)" smtp "$ss$TOKDIR/secrets/$SPLIT_PROBE\"" read "$TOKDIR/secrets/$SPLIT_PROBE"
+    expect_denied "smtp's profile cannot read the client_secret_file" smtp "$ss$CS\"" read "$CS"
+    ;;
+esac
+# expect_allowed DESC WHO OP ARGS...: the probe succeeds and the kernel logs
+# no denial for our domains, profiles or types.
+expect_allowed() {
+  local desc=$1 who=$2 out rc d
+  shift 2
+  mark
+  out=$(probe "$who" "$@")
+  rc=$?
+  sleep 0.2
+  d=$(denials | grep -E "$OURS")
+  printf '$ probe %s %s -> %s (exit %s)\n%s\n' "$who" "$*" "$out" "$rc" "$d" >&9
+  [ $rc -eq 0 ] && [ -z "$d" ]
+  tap $? "$desc" "probe: $out (exit $rc)" "kernel: $d"
+}
+expect_allowed "the helper's domain/profile can list a secrets directory" helper list "$SD"
+expect_allowed "the helper's domain/profile can read a secrets file (chroot)" helper read "$S"
+expect_allowed "the helper's domain/profile can read a secrets file (/etc/tokens)" helper read "$TOKDIR/secrets/$SPLIT_PROBE"
+expect_allowed "the helper's domain/profile can read the client_secret_file" helper read "$CS"
+expect_allowed "the helper's domain/profile can create a temp file in a secrets directory" helper create "$SD/.$SPLIT_PROBE.tmp"
+if [ "$MODE" = selinux ]; then
+  [ "$(label "$SD/.$SPLIT_PROBE.tmp")" = sasl_xoauth2_secret_t ]
+  tap $? "the helper's new file in a secrets directory is sasl_xoauth2_secret_t ($(label "$SD/.$SPLIT_PROBE.tmp"))"
+fi
+expect_allowed "the helper's domain/profile can rename over a secrets file" helper rename "$SD/.$SPLIT_PROBE.tmp" "$S"
+[ -f "$S" ] && [ ! -e "$SD/.$SPLIT_PROBE.tmp" ]
+tap $? "the secrets file was replaced by the rename"
+expect_allowed "the helper's domain/profile can unlink in a secrets directory" helper unlink "$S"
+# Delivery in the split layout (needs the helper's split support) goes here,
+# Postfix still running with smtp not chrooted: convert $USER_ADDR with
+# sasl-xoauth2-tool split-secrets, make its access token expired, mark,
+# deliver "split layout" "$TOKDIR", check D/secrets/$USER_ADDR, then no
+# denial matching $OURS since the mark.
 
 postfix_stop
 exec 3>&-

@@ -4,11 +4,13 @@
  * Static, so it needs no library the domain might not be allowed to map.
  *
  *   probe write FILE | unlink FILE | read FILE | rename FROM TO
+ *   probe create FILE (new, mode 0600) | list DIR (open + read entries)
  *   probe connect PORT (127.0.0.1) | exec PATH [ARG...]
  *
  * Prints one line; exits 0 when the operation worked, 13 when it was
  * refused with EACCES or EPERM, 1 on any other error. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -31,7 +33,7 @@ static int done(const char *op, int r) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   if (argc < 3) {
-    fprintf(stderr, "usage: probe write|unlink|read|rename|connect|exec ARG...\n");
+    fprintf(stderr, "usage: probe write|unlink|read|create|list|rename|connect|exec ARG...\n");
     return 2;
   }
   const char *op = argv[1], *arg = argv[2];
@@ -41,6 +43,17 @@ int main(int argc, char **argv) {
     int fd = open(arg, O_RDONLY);
     char b[16];
     return done(op, fd < 0 ? fd : (int)read(fd, b, sizeof b));
+  }
+  if (!strcmp(op, "create")) return done(op, open(arg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!strcmp(op, "list")) {
+    DIR *d = opendir(arg);
+    if (!d) return done(op, -1);
+    errno = 0;
+    while (readdir(d)) {
+    }
+    int r = errno ? -1 : 0;
+    closedir(d);
+    return done(op, r);
   }
   if (!strcmp(op, "rename") && argc > 3) return done(op, rename(arg, argv[3]));
   if (!strcmp(op, "connect")) {
