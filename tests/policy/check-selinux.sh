@@ -366,7 +366,8 @@ present "$HELPER reads the resolver configuration (net_conf_t)" "$POL" -A -s $HE
 present "$HELPER reads generic certificates (cert_t)" "$POL" -A -s $HELPER -t cert_t -c file -p read,open
 present "$HELPER reads, writes, creates, renames and unlinks secrets files (split layout)" "$POL" -A -s $HELPER -t $SECRET -c file -p read,open,getattr,write,create,setattr,rename,unlink
 present "$HELPER adds/removes entries in secrets directories and opens them (fsync)" "$POL" -A -s $HELPER -t $SECRET -c dir -p search,add_name,remove_name,write,open,read
-absent "$HELPER cannot create, remove, relabel or lock secrets directories, nor relabel/link secrets files" "$POL" -A -s $HELPER -t $SECRET -p create,rmdir,reparent,relabelfrom,relabelto,lock,link,execute
+absent "$HELPER cannot create, remove, move, relabel or lock secrets directories (the tool makes them)" "$POL" -A -s $HELPER -t $SECRET -c dir -p create,rmdir,rename,reparent,relabelfrom,relabelto,lock,setattr
+absent "$HELPER cannot link, lock, execute or relabel secrets files" "$POL" -A -s $HELPER -t $SECRET -c file -p link,lock,execute,execute_no_trans,relabelfrom,relabelto
 present "type_transition $HELPER $SECRET:file $SECRET (its temp files keep the secret type)" "$POL" -T -s $HELPER -t $SECRET -c file -D $SECRET
 # Named transitions: a directory called "secrets" made in a token directory,
 # and a file called sasl-xoauth2.secret made in etc_t, get the secret type
