@@ -70,13 +70,16 @@ impl Http {
     }
 }
 
+/// The certificates of `--ca-bundle-file`, read by the same rules as the
+/// plugin's and the helper's `ca_bundle_file` (common::ca: no symlink, a
+/// regular file, at most 2 MiB).
 fn load_pem_certs(path: &Path) -> Result<Vec<Certificate<'static>>, ToolError> {
     let bad = |problem: String| {
         ToolError::Usage(format!("--ca-bundle-file {}: {problem}", path.display()))
     };
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let pem = common::ca::read_bundle(path).map_err(bad)?;
     let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
+    for item in ureq::tls::parse_pem(pem.as_bytes()) {
         match item.map_err(|e| bad(e.to_string()))? {
             PemItem::Certificate(c) => certs.push(c),
             _ => continue,
@@ -86,4 +89,48 @@ fn load_pem_certs(path: &Path) -> Result<Vec<Certificate<'static>>, ToolError> {
         return Err(bad("no PEM certificate in the file".into()));
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(p: &Path) -> String {
+        match load_pem_certs(p) {
+            Err(ToolError::Usage(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ca_bundle_file_is_read_by_the_strict_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let pem = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .unwrap()
+            .cert
+            .pem();
+        let file = d.path().join("ca.pem");
+        std::fs::write(&file, &pem).unwrap();
+        assert_eq!(load_pem_certs(&file).unwrap().len(), 1);
+
+        // A symlink to it is refused, not followed.
+        let link = d.path().join("link.pem");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let m = err(&link);
+        assert!(
+            m.starts_with(&format!("--ca-bundle-file {}: ", link.display())),
+            "{m}"
+        );
+        assert!(m.contains("symlink") || m.contains("symbolic link"), "{m}");
+
+        // Not a regular file; too large; no certificate in it.
+        assert!(err(d.path()).contains("--ca-bundle-file"));
+        let big = d.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; common::ca::MAX_CA_BYTES as usize + 1]).unwrap();
+        let m = err(&big);
+        assert!(m.contains("--ca-bundle-file"), "{m}");
+        let none = d.path().join("none.pem");
+        std::fs::write(&none, "no certificate here\n").unwrap();
+        assert!(err(&none).ends_with("no PEM certificate in the file"));
+    }
 }
