@@ -178,7 +178,7 @@ unsafe extern "C" fn mech_step(
         *clientoutlen = 0;
         conn.out.zeroize();
         let mut log = SaslLog { utils };
-        let now = unix_now();
+        let now = common::clock::unix_now();
 
         let outcome = if conn.session.state == State::Start {
             // SAFETY: prompt_need is NULL or points to the prompt array
@@ -348,10 +348,4 @@ unsafe extern "C" fn mech_free(_glob_context: *mut c_void, _utils: *const sasl_u
         GLOBAL.lock().unwrap_or_else(|p| p.into_inner()).take();
         SASL_OK
     });
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
