@@ -7,6 +7,7 @@
 //! files through it, so they agree on every field and every error message.
 #![forbid(unsafe_code)]
 
+pub mod aadsts;
 pub mod ca;
 pub mod clock;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod exit;
 pub mod fsread;
 pub mod handoff;
+pub mod oauth;
 pub mod policy;
 pub mod providers;
 pub mod secret;

@@ -1,6 +1,6 @@
 //! The provider's replies as `sasl-xoauth2-tool get-token` reads them: the
 //! token response, the device authorisation response and a device-code
-//! poll (`oauth::parse_token_response`, `parse_device_authorization`,
+//! poll (`oauth::parse_token_response` over `common::oauth`, `parse_device_authorization`,
 //! `classify_poll`), and the terminal paragraph made from an OAuth error
 //! (`explain::render`).
 //!
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         .map(String::as_str)
         .filter(|s| !shown.iter().any(|v| v.contains(s)))
         .collect();
-    match parse_token_response(status, body) {
+    match parse_token_response(status, body, &[]) {
         Ok(t) => {
             assert_eq!(status, 200);
             assert!(!t.access_token.is_empty());
@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => check(&e, &secrets),
     }
-    match classify_poll(status, body) {
+    match classify_poll(status, body, &[]) {
         Ok(Poll::Failed(p)) => check(&ResponseError::Provider(p), &secrets),
         Ok(_) => {}
         Err(e) => check(&e, &secrets),

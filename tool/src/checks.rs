@@ -136,6 +136,8 @@ fn refresh_once(config: Config, token: &TokenFile, path: &Path) -> Result<String
                 status,
                 error,
                 description,
+                aadsts,
+                ..
             } => {
                 let provider = if endpoint.contains("google") {
                     Provider::Google
@@ -144,7 +146,7 @@ fn refresh_once(config: Config, token: &TokenFile, path: &Path) -> Result<String
                 };
                 let e = ProviderError {
                     status: *status,
-                    aadsts: description.as_deref().and_then(crate::oauth::aadsts_in),
+                    aadsts: *aadsts,
                     error: error.clone(),
                     description: description.clone(),
                 };

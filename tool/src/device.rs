@@ -97,9 +97,8 @@ pub fn run(http: &Http, req: &DeviceRequest<'_>) -> Result<Tokens, ToolError> {
         device_url,
         urlenc::form(&[("client_id", req.client_id), ("scope", req.scope)]).as_bytes(),
     )?;
-    let auth = oauth::parse_device_authorization(answer.status, &answer.body).map_err(|e| {
-        crate::flows::response_error(e, device_url, req.provider, Stage::DeviceCode)
-    })?;
+    let auth = oauth::parse_device_authorization(answer.status, &answer.body)
+        .map_err(|e| ToolError::from_response(e, device_url, req.provider, Stage::DeviceCode))?;
 
     eprintln!(
         "\nTo sign in, open {} in a browser on any device and enter the code {}",
@@ -123,6 +122,8 @@ pub fn run(http: &Http, req: &DeviceRequest<'_>) -> Result<Tokens, ToolError> {
         form_pairs.push(("client_secret", s.expose()));
     }
     let form = urlenc::form(&form_pairs);
+    let mut sent = vec![&auth.device_code];
+    sent.extend(req.client_secret);
     loop {
         let next = Instant::now() + Duration::from_secs(interval);
         loop {
@@ -154,9 +155,9 @@ pub fn run(http: &Http, req: &DeviceRequest<'_>) -> Result<Tokens, ToolError> {
                 return Err(e);
             }
         };
-        let poll = oauth::classify_poll(answer.status, &answer.body).map_err(|e| {
+        let poll = oauth::classify_poll(answer.status, &answer.body, &sent).map_err(|e| {
             countdown.clear();
-            crate::flows::response_error(e, &req.endpoints.token, req.provider, Stage::Token)
+            ToolError::from_response(e, &req.endpoints.token, req.provider, Stage::Token)
         })?;
         let finished = match poll {
             Poll::Pending => None,

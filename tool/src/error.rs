@@ -1,8 +1,8 @@
 //! Everything that can go wrong in the tool, each with what to do next.
 
 use crate::explain::{self, Stage};
-use crate::oauth::ProviderError;
-use crate::providers::Provider;
+use crate::oauth::{ProviderError, ResponseError};
+use crate::providers::{BadOption, Provider};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -46,6 +46,31 @@ pub enum ToolError {
     Input(String),
     /// The OS random generator failed.
     Random(String),
+}
+
+impl ToolError {
+    /// A problem with the answer of `url`, the endpoint of `stage`. (Here,
+    /// below both flows, so that the device flow and the code flows do not
+    /// import each other.)
+    pub fn from_response(e: ResponseError, url: &str, provider: Provider, stage: Stage) -> Self {
+        match e {
+            ResponseError::Provider(error) => ToolError::Provider {
+                provider,
+                stage,
+                error,
+            },
+            ResponseError::Malformed(what) => ToolError::BadResponse {
+                url: url.to_string(),
+                what,
+            },
+        }
+    }
+}
+
+impl From<BadOption> for ToolError {
+    fn from(BadOption(m): BadOption) -> Self {
+        ToolError::Usage(m)
+    }
 }
 
 impl fmt::Display for ToolError {

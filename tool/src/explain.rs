@@ -1,7 +1,9 @@
-//! What a provider's error most likely means, and what to do about it. Pure.
+//! What a provider's error most likely means, and what to do about it
+//! (Microsoft's codes: the table in `common::aadsts`). Pure.
 
 use crate::oauth::ProviderError;
 use crate::providers::Provider;
+use common::aadsts::{self, PUBLIC_CLIENT_FIX};
 
 /// Where in the exchange the error came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,59 +27,6 @@ impl Stage {
             Stage::Refresh => "the token endpoint refused the refresh",
         }
     }
-}
-
-const PUBLIC_CLIENT_FIX: &str =
-    "in the Microsoft Entra admin center open App registrations > your app > \
-     Authentication > Advanced settings and set \"Allow public client flows\" to Yes \
-     (or pass the app's --client-secret if it is a confidential client)";
-
-const WRONG_TENANT_FIX: &str = "the account does not belong to the tenant the app was asked for: \
-     pass --tenant organizations (work or school accounts), --tenant consumers \
-     (Outlook.com / Hotmail), --tenant common (both, if the app allows), or your \
-     tenant's ID; and check the app registration's \"Supported account types\"";
-
-/// Advice for a Microsoft AADSTS code, if we know it.
-fn aadsts_fix(code: u32) -> Option<&'static str> {
-    Some(match code {
-        7000218 | 70002 => PUBLIC_CLIENT_FIX,
-        50020 | 90072 | 500200 => WRONG_TENANT_FIX,
-        65001 => {
-            "the app has no consent for SMTP.Send: in App registrations > your app > \
-             API permissions add Microsoft Graph > Delegated > SMTP.Send, then \"Grant \
-             admin consent\" (or sign in as a user allowed to consent)"
-        }
-        700016 => {
-            "no app with this client ID exists in that tenant: check --client-id \
-             (the \"Application (client) ID\" on the app's Overview page) and --tenant; \
-             an app for personal accounts needs --tenant consumers or common"
-        }
-        7000215 | 7000222 => {
-            "the client secret is wrong or expired: create a new one under \
-             Certificates & secrets, or leave --client-secret out for a public client"
-        }
-        50011 | 500113 => {
-            "the redirect URI is not registered: under Authentication add the platform \
-             \"Mobile and desktop applications\" with the redirect URI http://localhost \
-             (for --use-loopback-flow) or https://login.microsoftonline.com/common/oauth2/nativeclient \
-             (for --use-paste-flow); or use the device flow, which needs none"
-        }
-        70011 => {
-            "the scope is not valid for this app: check --scope (default \
-             https://outlook.office.com/SMTP.Send offline_access) and --cloud"
-        }
-        50076 | 50079 | 50158 => {
-            "the sign-in needs multi-factor authentication: finish it in the browser \
-             and run the tool again"
-        }
-        53003 => "a Conditional Access policy blocked the sign-in: ask your tenant admin",
-        50126 => "wrong user name or password in the browser sign-in: try again",
-        70000 | 54005 | 70008 => {
-            "the authorisation code was already used or has expired: run the tool again \
-             and finish the sign-in promptly"
-        }
-        _ => return None,
-    })
 }
 
 /// Advice for a standard OAuth error code.
@@ -131,7 +80,7 @@ fn generic_fix(provider: Provider, stage: Stage, error: &str) -> Option<String> 
 /// The advice for `e`, best guess first.
 pub fn fixes(provider: Provider, stage: Stage, e: &ProviderError) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(f) = e.aadsts.and_then(aadsts_fix) {
+    if let Some(f) = e.aadsts.and_then(aadsts::on_sign_in) {
         out.push(f.to_string());
     }
     if let Some(f) = generic_fix(provider, stage, &e.error) {

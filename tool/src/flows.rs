@@ -6,14 +6,14 @@ use crate::error::ToolError;
 use crate::explain::Stage;
 use crate::http::Http;
 use crate::loopback::{self, Expect, Loopback, Outcome};
-use crate::oauth::{self, ResponseError, Tokens};
+use crate::oauth::{self, Tokens};
 use crate::output::{NewTokens, Output, Target};
 use crate::pkce::{self, Pkce};
 use crate::prompt;
 use crate::providers::{self, Cloud, EndpointOverrides, Endpoints, Provider};
 use common::urlenc;
 use common::Secret;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long the loopback listener waits for the browser.
 const LOOPBACK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -53,21 +53,6 @@ pub fn choose_flow(a: &GetToken) -> Result<Flow, ToolError> {
         } else {
             Flow::Device
         }),
-    }
-}
-
-/// Turn a response problem into the tool's error.
-pub fn response_error(e: ResponseError, url: &str, provider: Provider, stage: Stage) -> ToolError {
-    match e {
-        ResponseError::Provider(error) => ToolError::Provider {
-            provider,
-            stage,
-            error,
-        },
-        ResponseError::Malformed(what) => ToolError::BadResponse {
-            url: url.to_string(),
-            what,
-        },
     }
 }
 
@@ -125,8 +110,11 @@ impl CodeGrant<'_> {
         let answer = self
             .http
             .post_form(&self.endpoints.token, http_body.as_bytes())?;
-        oauth::parse_token_response(answer.status, &answer.body)
-            .map_err(|e| response_error(e, &self.endpoints.token, self.provider, Stage::Token))
+        let mut sent = vec![code, &self.pkce.verifier];
+        sent.extend(self.client_secret);
+        oauth::parse_token_response(answer.status, &answer.body, &sent).map_err(|e| {
+            ToolError::from_response(e, &self.endpoints.token, self.provider, Stage::Token)
+        })
     }
 }
 
@@ -201,12 +189,6 @@ fn run_paste(grant: &CodeGrant<'_>) -> Result<Tokens, ToolError> {
         )),
         Outcome::Incomplete => Err(ToolError::Paste("it has no code=... parameter".into())),
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn client_secret(a: &GetToken, flow: Flow) -> Result<Option<Secret>, ToolError> {
@@ -317,7 +299,7 @@ pub fn get_token(a: &GetToken) -> Result<(), ToolError> {
         access_token: tokens.access_token,
         refresh_token,
         expiry: if expires_in > 0 {
-            now_unix().saturating_add(expires_in)
+            common::clock::unix_now().saturating_add(expires_in)
         } else {
             0
         },

@@ -73,8 +73,8 @@ pub mod fuzzing {
     pub use crate::explain::{render, Stage};
     pub use crate::loopback::{evaluate, request_target, route, Outcome, Route};
     pub use crate::oauth::{
-        aadsts_in, classify_poll, parse_device_authorization, parse_token_response, Poll,
-        ResponseError,
+        classify_poll, parse_device_authorization, parse_token_response, Poll, ResponseError,
     };
     pub use crate::providers::Provider;
+    pub use common::aadsts::code_in as aadsts_in;
 }

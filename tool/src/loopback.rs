@@ -9,9 +9,10 @@
 
 use crate::error::ToolError;
 use crate::explain::Stage;
-use crate::oauth::{aadsts_in, clean_error, ProviderError};
+use crate::oauth::ProviderError;
 use crate::pkce::constant_time_eq;
 use crate::providers::Provider;
+use common::oauth::{sanitise_code, sanitise_summary};
 use common::urlenc;
 use common::Secret;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -101,17 +102,9 @@ pub fn evaluate(pairs: &[(String, String)], expected_state: &str) -> Outcome {
         let description = urlenc::single(pairs, "error_description").ok().flatten();
         return Outcome::Refused(ProviderError {
             status: 0,
-            error: clean_error(error),
-            description: description.map(|d| {
-                d.lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(300)
-                    .collect()
-            }),
-            aadsts: description.and_then(aadsts_in),
+            error: sanitise_code(error, &[]),
+            description: description.and_then(|d| sanitise_summary(d, &[])),
+            aadsts: description.and_then(common::aadsts::code_in),
         });
     }
     match code.filter(|c| !c.is_empty()) {

@@ -1,7 +1,10 @@
-//! OAuth 2.0 responses: token responses (RFC 6749 section 5), device
-//! authorisation responses and polling results (RFC 8628 section 3.2, 3.5),
-//! and error responses. Pure: bytes in, typed values out.
+//! OAuth 2.0 responses as the tool reads them: token responses (RFC 6749
+//! section 5), device authorisation responses and polling results
+//! (RFC 8628 section 3.2, 3.5). The token response and every OAuth error go
+//! through `common::oauth`, the helper's reader; this adds the device flow
+//! and the tool's wording. Pure: bytes in, typed values out.
 
+use common::oauth::{self as core, JsonReply};
 use common::Secret;
 use serde_json::{Map, Value};
 
@@ -19,7 +22,8 @@ pub struct Tokens {
 pub struct ProviderError {
     pub status: u16,
     pub error: String,
-    /// First line of `error_description`, printable characters only, capped.
+    /// First line of `error_description` by `common::oauth`'s rules: no
+    /// control characters, secrets we sent redacted, capped.
     pub description: Option<String>,
     /// Microsoft's AADSTS number (from `error_codes` or the description).
     pub aadsts: Option<u32>,
@@ -61,51 +65,41 @@ pub enum Poll {
     Failed(ProviderError),
 }
 
-/// Overwrite every string in a parsed response: it held tokens.
-fn scrub(v: &mut Value) {
-    use zeroize::Zeroize;
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(scrub),
-        Value::Object(o) => o.values_mut().for_each(scrub),
-        _ => {}
+/// The tool's form of an error the common reader found.
+fn from_core(status: u16, body: &[u8], e: core::ResponseError) -> ResponseError {
+    match e {
+        core::ResponseError::OAuth {
+            status,
+            error,
+            summary,
+            aadsts,
+            ..
+        } => ResponseError::Provider(ProviderError {
+            status,
+            error,
+            description: summary,
+            aadsts,
+        }),
+        core::ResponseError::NotJson => malformed(status, body),
+        other => ResponseError::Malformed(format!("{other}{}", html_hint(body))),
     }
 }
 
-/// A parsed JSON object that is scrubbed when dropped.
-struct Scrubbed(Value);
-
-impl Drop for Scrubbed {
-    fn drop(&mut self) {
-        scrub(&mut self.0);
-    }
+/// A body that is not a JSON object. It is not quoted: it may be an HTML
+/// error page or worse.
+fn malformed(status: u16, body: &[u8]) -> ResponseError {
+    ResponseError::Malformed(format!(
+        "HTTP {status} with a body that is not a JSON object ({} bytes){}",
+        body.len(),
+        html_hint(body)
+    ))
 }
 
-impl Scrubbed {
-    fn obj(&self) -> &Map<String, Value> {
-        self.0.as_object().expect("checked in parse_object")
-    }
-}
-
-fn parse_object(status: u16, body: &[u8]) -> Result<Scrubbed, ResponseError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(Scrubbed(v)),
-        Ok(mut v) => {
-            scrub(&mut v);
-            Err(ResponseError::Malformed(format!(
-                "HTTP {status} with a JSON body that is not an object"
-            )))
-        }
-        // The body is not quoted: it may be an HTML error page or worse.
-        Err(_) => Err(ResponseError::Malformed(format!(
-            "HTTP {status} with a body that is not JSON ({} bytes){}",
-            body.len(),
-            if body.starts_with(b"<") {
-                "; an HTML page usually means a wrong endpoint URL or a proxy in the way"
-            } else {
-                ""
-            }
-        ))),
+fn html_hint(body: &[u8]) -> &'static str {
+    if body.trim_ascii_start().starts_with(b"<") {
+        "; an HTML page usually means a wrong endpoint URL or a proxy in the way"
+    } else {
+        ""
     }
 }
 
@@ -122,79 +116,21 @@ fn number(o: &Map<String, Value>, key: &str) -> Option<i64> {
     }
 }
 
-/// First line, printable, at most 300 characters.
-fn clean_description(s: &str) -> Option<String> {
-    let line = s.lines().next().unwrap_or("").trim();
-    let cleaned: String = line.chars().filter(|c| !c.is_control()).take(300).collect();
-    (!cleaned.is_empty()).then_some(cleaned)
-}
-
-/// `AADSTS7000218: ...` -> 7000218.
-pub fn aadsts_in(s: &str) -> Option<u32> {
-    let at = s.find("AADSTS")?;
-    let digits: String = s[at + 6..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// The `error` code as shown on the terminal: no control characters (an
-/// escape sequence from the provider must not reach the terminal), capped.
-pub fn clean_error(s: &str) -> String {
-    let c: String = s.chars().filter(|c| !c.is_control()).take(100).collect();
-    if c.is_empty() {
-        "unknown_error".into()
-    } else {
-        c
+/// Parse a token endpoint response. `sent` are the secrets of the request
+/// (client secret, code, verifier, device code): never repeated.
+pub fn parse_token_response(
+    status: u16,
+    body: &[u8],
+    sent: &[&Secret],
+) -> Result<Tokens, ResponseError> {
+    match core::parse_response(status, body, sent) {
+        Ok(g) => Ok(Tokens {
+            access_token: g.access_token,
+            refresh_token: g.refresh_token,
+            expires_in: Some(g.expires_in).filter(|n| !g.expires_in_assumed && *n > 0),
+        }),
+        Err(e) => Err(from_core(status, body, e)),
     }
-}
-
-fn provider_error(status: u16, o: &Map<String, Value>) -> Option<ProviderError> {
-    let error = clean_error(string(o, "error")?);
-    let raw_description = string(o, "error_description");
-    let aadsts = o
-        .get("error_codes")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .or_else(|| raw_description.and_then(aadsts_in));
-    Some(ProviderError {
-        status,
-        error,
-        description: raw_description.and_then(clean_description),
-        aadsts,
-    })
-}
-
-/// Parse a token endpoint response.
-pub fn parse_token_response(status: u16, body: &[u8]) -> Result<Tokens, ResponseError> {
-    let v = parse_object(status, body)?;
-    let o = v.obj();
-    if let Some(e) = provider_error(status, o) {
-        return Err(ResponseError::Provider(e));
-    }
-    if status != 200 {
-        return Err(ResponseError::Malformed(format!(
-            "HTTP {status} without an OAuth error code"
-        )));
-    }
-    if let Some(t) = string(o, "token_type") {
-        if !t.eq_ignore_ascii_case("bearer") {
-            return Err(ResponseError::Malformed(format!(
-                "token_type is {t:?}, not Bearer"
-            )));
-        }
-    }
-    let access_token = string(o, "access_token")
-        .map(Secret::new)
-        .ok_or_else(|| ResponseError::Malformed("no access_token in the response".into()))?;
-    Ok(Tokens {
-        access_token,
-        refresh_token: string(o, "refresh_token").map(Secret::new),
-        expires_in: number(o, "expires_in").filter(|n| *n > 0),
-    })
 }
 
 /// Parse a device authorisation response.
@@ -202,10 +138,15 @@ pub fn parse_device_authorization(
     status: u16,
     body: &[u8],
 ) -> Result<DeviceAuthorization, ResponseError> {
-    let v = parse_object(status, body)?;
+    if body.len() as u64 > core::MAX_RESPONSE_SIZE {
+        return Err(from_core(status, body, core::ResponseError::TooLarge));
+    }
+    let Some(v) = JsonReply::parse(body) else {
+        return Err(malformed(status, body));
+    };
     let o = v.obj();
-    if let Some(e) = provider_error(status, o) {
-        return Err(ResponseError::Provider(e));
+    if let Some(e) = core::oauth_error(status, o, &[]) {
+        return Err(from_core(status, body, e));
     }
     if status != 200 {
         return Err(ResponseError::Malformed(format!(
@@ -254,8 +195,8 @@ pub fn parse_device_authorization(
 }
 
 /// Classify the answer to one device-code poll.
-pub fn classify_poll(status: u16, body: &[u8]) -> Result<Poll, ResponseError> {
-    match parse_token_response(status, body) {
+pub fn classify_poll(status: u16, body: &[u8], sent: &[&Secret]) -> Result<Poll, ResponseError> {
+    match parse_token_response(status, body, sent) {
         Ok(t) => Ok(Poll::Done(t)),
         Err(ResponseError::Provider(e)) => Ok(match e.error.as_str() {
             "authorization_pending" => Poll::Pending,
@@ -273,6 +214,15 @@ pub fn classify_poll(status: u16, body: &[u8]) -> Result<Poll, ResponseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::aadsts::code_in as aadsts_in;
+
+    fn parse_token_response(status: u16, body: &[u8]) -> Result<Tokens, ResponseError> {
+        super::parse_token_response(status, body, &[])
+    }
+
+    fn classify_poll(status: u16, body: &[u8]) -> Result<Poll, ResponseError> {
+        super::classify_poll(status, body, &[])
+    }
 
     #[test]
     fn token_response() {
@@ -313,12 +263,13 @@ mod tests {
     #[test]
     fn error_code_reaches_the_terminal_without_control_characters() {
         // Found by fuzz/fuzz_targets/tool_reply.rs: an escape sequence in
-        // `error` went to the terminal as it was.
+        // `error` went to the terminal as it was. (Since the common reader:
+        // the helper's stricter code alphabet, so `[` goes too.)
         let body = b"{\"error\":\"invalid_grant\\u001b[31m\",\"error_description\":\"line1\\nline2\\u0007\"}";
         let ResponseError::Provider(e) = parse_token_response(400, body).unwrap_err() else {
             panic!()
         };
-        assert_eq!(e.error, "invalid_grant[31m");
+        assert_eq!(e.error, "invalid_grant31m");
         assert_eq!(e.description.as_deref(), Some("line1"));
         let e = parse_token_response(400, br#"{"error":"\u0001\u0002"}"#).unwrap_err();
         assert!(matches!(e, ResponseError::Provider(p) if p.error == "unknown_error"));
@@ -405,5 +356,22 @@ mod tests {
             Poll::Done(_)
         ));
         assert!(classify_poll(200, b"nonsense").is_err());
+    }
+
+    #[test]
+    fn secrets_we_sent_are_never_repeated() {
+        let cs = Secret::new("GOCSPX-client-secret");
+        let body = br#"{"error":"invalid_client","error_description":"bad GOCSPX-client-secret"}"#;
+        let ResponseError::Provider(e) =
+            super::parse_token_response(401, body, &[&cs]).unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(e.description.as_deref(), Some("bad [redacted]"));
+        // Tokens go into files and SASL lines: printable ASCII only.
+        assert!(matches!(
+            parse_token_response(200, br#"{"access_token":"a b"}"#),
+            Err(ResponseError::Malformed(_))
+        ));
     }
 }

@@ -1,7 +1,6 @@
 //! Where each provider's endpoints are, and what scope to ask for. Pure.
 
 use crate::cli::CloudArg;
-use crate::error::ToolError;
 use common::providers::{MICROSOFT_LOGIN_CHINA, MICROSOFT_LOGIN_PUBLIC, MICROSOFT_LOGIN_USGOV};
 
 pub const GOOGLE_AUTH_ENDPOINT: &str = "https://accounts.google.com/o/oauth2/auth";
@@ -77,8 +76,14 @@ pub struct EndpointOverrides {
     pub device: Option<String>,
 }
 
+/// A command-line option this module refused: the message names the flag
+/// and says what is expected. (Its own type, not `ToolError`, so that this
+/// module stays below `error`, which uses `Provider`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadOption(pub String);
+
 impl Endpoints {
-    pub fn google(o: &EndpointOverrides) -> Result<Endpoints, ToolError> {
+    pub fn google(o: &EndpointOverrides) -> Result<Endpoints, BadOption> {
         Ok(Endpoints {
             authorize: https_url(
                 "--auth-endpoint",
@@ -97,7 +102,7 @@ impl Endpoints {
         login_base: &str,
         tenant: &str,
         o: &EndpointOverrides,
-    ) -> Result<Endpoints, ToolError> {
+    ) -> Result<Endpoints, BadOption> {
         let base = https_url("--login-base", login_base)?;
         let base = base.trim_end_matches('/');
         check_tenant(tenant)?;
@@ -117,11 +122,11 @@ impl Endpoints {
 
 /// The tenant goes into a URL path: allow only what tenant names, IDs and
 /// domains are made of.
-fn check_tenant(tenant: &str) -> Result<(), ToolError> {
+fn check_tenant(tenant: &str) -> Result<(), BadOption> {
     if common::providers::is_tenant(tenant) {
         Ok(())
     } else {
-        Err(ToolError::Usage(format!(
+        Err(BadOption(format!(
             "--tenant {tenant:?} is not a tenant name: use consumers, organizations, common, \
              your tenant ID (a GUID) or your tenant's domain (contoso.onmicrosoft.com)"
         )))
@@ -130,17 +135,15 @@ fn check_tenant(tenant: &str) -> Result<(), ToolError> {
 
 /// Endpoints must be https: the code exchange carries the client secret and
 /// returns the refresh token.
-pub fn https_url(flag: &str, url: &str) -> Result<String, ToolError> {
+pub fn https_url(flag: &str, url: &str) -> Result<String, BadOption> {
     let rest = url.strip_prefix("https://").ok_or_else(|| {
-        ToolError::Usage(format!(
+        BadOption(format!(
             "{flag} must be an https:// URL (got {url:?}); tokens never travel over plain HTTP"
         ))
     })?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ToolError::Usage(format!(
-            "{flag}: {url:?} is not a valid URL"
-        )));
+        return Err(BadOption(format!("{flag}: {url:?} is not a valid URL")));
     }
     Ok(url.to_string())
 }

@@ -1,52 +1,24 @@
 //! The likely cause of a refused refresh, for `--check --online`: the
-//! Microsoft AADSTS codes seen on refresh, and Google's wording. Pure.
+//! Microsoft AADSTS codes seen on refresh (the table is `common::aadsts`),
+//! and Google's wording. Pure.
 
 use crate::oauth::ResponseError;
-
-/// The AADSTS number at the start of (or anywhere in) a description.
-pub fn aadsts_code(description: &str) -> Option<u32> {
-    let at = description.find("AADSTS")? + "AADSTS".len();
-    let digits: String = description[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// What a Microsoft error code on a refresh most likely means.
-pub fn aadsts_cause(code: u32) -> Option<&'static str> {
-    Some(match code {
-        70000 => "the refresh token is not valid (revoked, malformed, or issued to another client ID)",
-        70008 | 700082 => "the refresh token expired because it was not used for 90 days",
-        50173 | 50133 => "the grant was revoked, usually because the account's password was changed or reset",
-        50076 | 50079 | 50158 => "the tenant now requires multi-factor authentication for this sign-in",
-        53003 => "a Conditional Access policy blocks the sign-in (ask the tenant admin)",
-        65001 => "consent for the app was revoked or never granted (SMTP.Send, offline_access)",
-        700016 => "no application with this client_id exists in the tenant of token_endpoint",
-        7000215 => "the client_secret is wrong",
-        7000222 => "the client_secret has expired: create a new one under Certificates & secrets",
-        7000218 => "the app is a confidential client: set client_secret, or set \"Allow public client flows\" to Yes",
-        90002 => "the tenant in token_endpoint does not exist",
-        50020 => "the account belongs to a tenant the app does not accept",
-        70011 => "the scope is not valid for this app",
-        _ => return None,
-    })
-}
+use common::aadsts;
 
 /// One sentence: the likely cause of `err` and what to do, or `None` when
 /// the refresher's own message says it all.
 pub fn likely_cause(err: &ResponseError, google: bool) -> Option<String> {
     let ResponseError::OAuth {
-        error, description, ..
+        error,
+        description,
+        aadsts,
+        ..
     } = err
     else {
         return None;
     };
-    if let Some(cause) = description
-        .as_deref()
-        .and_then(aadsts_code)
-        .and_then(aadsts_cause)
-    {
+    let code = aadsts.or_else(|| description.as_deref().and_then(aadsts::code_in));
+    if let Some(cause) = code.and_then(aadsts::on_refresh) {
         return Some(format!("likely cause: {cause}"));
     }
     let text = match error.as_str() {
@@ -79,18 +51,13 @@ mod tests {
             status: 400,
             error: error.into(),
             description: d.map(String::from),
+            summary: None,
+            aadsts: None,
         }
     }
 
     #[test]
     fn codes_and_causes() {
-        assert_eq!(
-            aadsts_code("AADSTS70008: The refresh token has expired"),
-            Some(70008)
-        );
-        assert_eq!(aadsts_code("x AADSTS7000222: y"), Some(7000222));
-        assert_eq!(aadsts_code("no code"), None);
-        assert_eq!(aadsts_code("AADSTS: none"), None);
         let e = oauth(
             "invalid_grant",
             Some("AADSTS700082: The refresh token has expired due to inactivity."),

@@ -2074,6 +2074,8 @@ mod tests {
                 status: 400,
                 error: "invalid_grant".into(),
                 description: Some("AADSTS70008: expired".into()),
+                summary: None,
+                aadsts: None,
             },
             1,
         );
