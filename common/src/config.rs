@@ -25,6 +25,10 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
         "client_secret",
         "OAuth client secret (may be empty for public clients)",
     ),
+    (
+        "client_secret_file",
+        "file holding only the client secret, read by the refresh helper (instead of client_secret)",
+    ),
     ("token_endpoint", "OAuth token endpoint URL"),
     (
         "allowed_token_endpoints",
@@ -86,6 +90,10 @@ pub struct Config {
     pub path: PathBuf,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
+    /// Path (as smtp sees it) of a file holding only the client secret; the
+    /// refresh helper reads it, so smtp never holds the secret. Excludes
+    /// `client_secret`.
+    pub client_secret_file: Option<PathBuf>,
     pub token_endpoint: Option<String>,
     /// Token endpoints a token file may name besides the config's own and
     /// the built-in provider ones (see [`crate::settings`]).
@@ -131,10 +139,23 @@ impl Config {
             Some("required") => SandboxMode::Required,
             Some(_) => return Err(f.bad("sandbox", "\"best-effort\" or \"required\"")),
         };
+        let client_secret = f.string("client_secret")?.map(Secret::new);
+        let client_secret_file = f.string("client_secret_file")?.filter(|s| !s.is_empty());
+        if client_secret.is_some() && client_secret_file.is_some() {
+            return Err(FileError::new(
+                FileKind::Config,
+                path,
+                Problem::Conflict {
+                    field: "client_secret_file",
+                    with: "client_secret",
+                },
+            ));
+        }
         Ok(Config {
             path: path.to_path_buf(),
             client_id: f.string("client_id")?,
-            client_secret: f.string("client_secret")?.map(Secret::new),
+            client_secret,
+            client_secret_file: client_secret_file.map(PathBuf::from),
             token_endpoint: f.string("token_endpoint")?,
             allowed_token_endpoints: f.string_list("allowed_token_endpoints")?,
             allow_token_file_proxy: f.boolean("allow_token_file_proxy")?.unwrap_or(false),
@@ -372,6 +393,33 @@ mod tests {
         assert!(e.to_string().contains("a list of URLs"), "{e}");
         let e = parse(r#"{"allow_token_file_ca":"maybe"}"#).unwrap_err();
         assert_eq!(e.field(), Some("allow_token_file_ca"));
+    }
+
+    #[test]
+    fn client_secret_file_is_a_path_and_excludes_client_secret() {
+        let c =
+            parse(r#"{"client_id":"id","client_secret_file":"/etc/sasl-xoauth2.secret"}"#).unwrap();
+        assert_eq!(
+            c.client_secret_file.as_deref(),
+            Some(Path::new("/etc/sasl-xoauth2.secret"))
+        );
+        assert!(c.client_secret.is_none());
+        assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        assert!(parse(r#"{"client_secret_file":""}"#)
+            .unwrap()
+            .client_secret_file
+            .is_none());
+        let e = parse(r#"{"client_secret":"hunter2-cfg","client_secret_file":"/s"}"#).unwrap_err();
+        assert_eq!(e.field(), Some("client_secret_file"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("client_secret and client_secret_file are both set"),
+            "{msg}"
+        );
+        assert!(msg.contains("keep only one"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        let e = parse(r#"{"client_secret_file":["/s"]}"#).unwrap_err();
+        assert_eq!(e.field(), Some("client_secret_file"));
     }
 
     #[test]

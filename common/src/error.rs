@@ -8,6 +8,10 @@ use std::path::PathBuf;
 pub enum FileKind {
     Config,
     Token,
+    /// A split account's secrets file, `D/secrets/N` (see [`crate::secrets`]).
+    Secrets,
+    /// The file named by the config key `client_secret_file`.
+    ClientSecret,
 }
 
 /// What is wrong with a file.
@@ -38,6 +42,11 @@ pub enum Problem {
         field: &'static str,
         expected: &'static str,
     },
+    /// Two fields that exclude each other are both set.
+    Conflict {
+        field: &'static str,
+        with: &'static str,
+    },
 }
 
 /// A config or token file that cannot be used, and why.
@@ -67,7 +76,9 @@ impl FileError {
     /// The field the error is about, if any.
     pub fn field(&self) -> Option<&'static str> {
         match self.problem {
-            Problem::MissingField(f) | Problem::BadField { field: f, .. } => Some(f),
+            Problem::MissingField(f)
+            | Problem::BadField { field: f, .. }
+            | Problem::Conflict { field: f, .. } => Some(f),
             _ => None,
         }
     }
@@ -101,6 +112,37 @@ impl FileError {
             (Problem::MissingField("refresh_token"), FileKind::Token) => {
                 format!("get a refresh token with `{GET_TOKEN} --overwrite-existing-token {path}`")
             }
+            (Problem::Missing, FileKind::Secrets) => format!(
+                "restore {path} from a backup, or get a new token with `{GET_TOKEN} --split \
+                 --overwrite-existing-token TOKEN_FILE` (TOKEN_FILE is the file beside the secrets directory)"
+            ),
+            (
+                Problem::Json { .. }
+                | Problem::NotObject
+                | Problem::MissingField(_)
+                | Problem::BadField { .. },
+                FileKind::Secrets,
+            ) => format!(
+                "restore {path} from a backup, or get a new token with `{GET_TOKEN} --split \
+                 --overwrite-existing-token TOKEN_FILE`"
+            ),
+            (Problem::Missing, FileKind::ClientSecret) => format!(
+                "create {path} holding only the client secret (chmod 600), or remove \
+                 client_secret_file from the config"
+            ),
+            (Problem::MissingField(_), FileKind::ClientSecret) => format!(
+                "put the client secret (and nothing else) into {path}, or remove \
+                 client_secret_file from the config"
+            ),
+            (Problem::Json { .. } | Problem::NotObject, FileKind::ClientSecret) => {
+                format!("put the client secret alone into {path}")
+            }
+            (Problem::BadField { expected, .. }, FileKind::ClientSecret) => format!(
+                "{path} must hold {expected}; put the client secret alone into it"
+            ),
+            (Problem::Conflict { field, with }, _) => {
+                format!("keep only one of \"{with}\" and \"{field}\" in {path}")
+            }
             (Problem::MissingField(f), _) => format!("add the field \"{f}\" to {path}"),
             (Problem::BadField { field, expected }, _) => {
                 format!("set \"{field}\" in {path} to {expected}")
@@ -130,6 +172,9 @@ impl fmt::Display for Problem {
             Problem::BadField { field, expected } => {
                 write!(f, "field {field} must be {expected}")
             }
+            Problem::Conflict { field, with } => {
+                write!(f, "fields {with} and {field} are both set")
+            }
         }
     }
 }
@@ -139,6 +184,8 @@ impl fmt::Display for FileError {
         let kind = match self.kind {
             FileKind::Config => "config file",
             FileKind::Token => "token file",
+            FileKind::Secrets => "secrets file",
+            FileKind::ClientSecret => "client secret file",
         };
         write!(
             f,

@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod policy;
 pub mod providers;
 pub mod secret;
+pub mod secrets;
 pub mod settings;
 pub mod token;
 pub mod urlenc;
