@@ -192,7 +192,17 @@ impl PendingFile {
     }
 
     /// Write `bytes`, make them durable and atomically replace the target.
-    pub fn commit(mut self, bytes: &[u8]) -> Result<(), StoreError> {
+    pub fn commit(self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.publish(bytes, false)
+    }
+
+    /// Like [`PendingFile::commit`], but never replaces an existing target:
+    /// then the error's `source` is `AlreadyExists` and nothing changed.
+    pub fn commit_new(self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.publish(bytes, true)
+    }
+
+    fn publish(mut self, bytes: &[u8], new: bool) -> Result<(), StoreError> {
         let mut f = self.file.take().expect("commit runs once");
         let tmp = self.tmp.clone();
         let at = |step: &'static str, path: &Path| {
@@ -202,7 +212,22 @@ impl PendingFile {
         f.write_all(bytes).map_err(at("write", &tmp))?;
         f.sync_all().map_err(at("flush to disk", &tmp))?;
         drop(f);
-        std::fs::rename(&tmp, &self.target).map_err(at("replace", &self.target))?;
+        if new {
+            // A hard link fails with EEXIST atomically; where links are not
+            // supported, renameat2(RENAME_NOREPLACE) does the same.
+            match std::fs::hard_link(&tmp, &self.target) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(at("create", &self.target)(e))
+                }
+                Err(_) => crate::sys::rename_noreplace(&tmp, &self.target)
+                    .map_err(at("create", &self.target))?,
+            }
+        } else {
+            std::fs::rename(&tmp, &self.target).map_err(at("replace", &self.target))?;
+        }
         // From here on the new file is in place: nothing to clean up.
         self.tmp = PathBuf::new();
         self.dir
@@ -254,6 +279,32 @@ mod tests {
         assert_eq!(m.mode() & 0o777, 0o640);
         assert_eq!(m.len(), 3, "reserved space must not show as file size");
         assert_eq!(entries(&d), ["tok.json"]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn commit_new_never_replaces() {
+        let d = tmpdir("new");
+        let t = d.join("tok.json");
+        let meta = FileMeta::of(&std::fs::metadata(&d).unwrap());
+        let meta = FileMeta { mode: 0o600, ..meta };
+        PendingFile::create(&t, meta, 0)
+            .unwrap()
+            .commit_new(b"first")
+            .unwrap();
+        assert_eq!(std::fs::metadata(&t).unwrap().mode() & 0o777, 0o600);
+        let e = PendingFile::create(&t, meta, 0)
+            .unwrap()
+            .commit_new(b"second")
+            .unwrap_err();
+        assert_eq!(e.source.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&t).unwrap(), b"first");
+        assert_eq!(entries(&d), ["tok.json"]);
+        let other = d.join("other");
+        crate::sys::rename_noreplace(&t, &other).unwrap();
+        std::fs::write(&t, b"x").unwrap();
+        let e = crate::sys::rename_noreplace(&t, &other).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -24,6 +24,37 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     }
 }
 
+/// `renameat2(from, to, RENAME_NOREPLACE)`: fails with `AlreadyExists`
+/// instead of replacing `to`.
+pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    loop {
+        // SAFETY: both pointers are NUL-terminated strings that outlive the
+        // call; renameat2 only reads them.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
 /// Reserve `len` bytes of disk for `file` without changing its size
 /// (`fallocate(FALLOC_FL_KEEP_SIZE)`), so that "disk full" shows before the
 /// token request rather than after it. Ok(()) also when the file system
