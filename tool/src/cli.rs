@@ -25,6 +25,9 @@ pub enum Command {
     TestConfig(TestConfig),
     /// Check that a token file can be refreshed (the file is not changed).
     TestTokenRefresh(TestTokenRefresh),
+    /// Move an account's refresh token and client secret out of its token
+    /// file into secrets/NAME beside it (the split layout).
+    SplitSecrets(SplitSecrets),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -123,6 +126,11 @@ pub struct GetToken {
     #[arg(long)]
     pub overwrite_existing_token: bool,
 
+    /// Write the split layout: the refresh token goes to secrets/NAME beside
+    /// the token file (created mode 0700), which SELinux/AppArmor keep smtp out of.
+    #[arg(long)]
+    pub split: bool,
+
     /// Port of the local listener for the loopback redirect (bound to
     /// 127.0.0.1 only); 0 picks a free port.
     #[arg(long, value_name = "PORT", default_value_t = 0)]
@@ -144,6 +152,13 @@ pub struct GetToken {
     /// Override the device authorisation endpoint URL.
     #[arg(long, value_name = "URL", hide = true)]
     pub device_endpoint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SplitSecrets {
+    /// Token file of the account to convert.
+    #[arg(value_name = "TOKEN_FILE")]
+    pub token_file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +233,17 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(c.command, Command::TestTokenRefresh(_)));
+        let c = Cli::try_parse_from(["t", "split-secrets", "/etc/tokens/a"]).unwrap();
+        let Command::SplitSecrets(s) = c.command else {
+            panic!()
+        };
+        assert_eq!(s.token_file, PathBuf::from("/etc/tokens/a"));
+        let c = Cli::try_parse_from(["t", "get-token", "gmail", "/t", "--client-id=x", "--split"])
+            .unwrap();
+        let Command::GetToken(g) = c.command else {
+            panic!()
+        };
+        assert!(g.split);
     }
 
     /// Every visible subcommand and long option is documented in the man page.

@@ -220,7 +220,11 @@ fn client_secret(a: &GetToken, flow: Flow) -> Result<Option<Secret>, ToolError> 
 /// Run `get-token`.
 pub fn get_token(a: &GetToken) -> Result<(), ToolError> {
     let flow = choose_flow(a)?;
-    let output = Output::new(&a.output, a.overwrite_existing_token);
+    let output = if a.split {
+        Output::split(&a.output, a.overwrite_existing_token)
+    } else {
+        Output::new(&a.output, a.overwrite_existing_token)
+    };
     output.precheck()?;
     if a.client_id.trim().is_empty() {
         return Err(ToolError::Usage("--client-id must not be empty".into()));

@@ -16,6 +16,7 @@ mod output;
 mod pkce;
 mod prompt;
 mod providers;
+mod split;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, Shell};
@@ -27,6 +28,13 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::GetToken(a) => match flows::get_token(&a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sasl-xoauth2-tool: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::SplitSecrets(a) => match split::run(&a.token_file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sasl-xoauth2-tool: error: {e}");

@@ -1,14 +1,18 @@
 //! Writing the token file: checked before the sign-in starts, written
-//! atomically (a new file in the same directory, created 0600 with O_EXCL,
-//! fsync, then link or rename, then fsync of the directory), never
-//! replacing an existing file unless asked.
+//! through the refresh helper's own writer (`refresher::store`: a temp file
+//! created 0600 with O_EXCL beside it, fsync, link or rename, fsync of the
+//! directory, the temp file removed on every error), never replacing an
+//! existing file unless asked. In the split layout the secrets file
+//! (`secrets/NAME` beside it) is written first, then the token file.
 
 use crate::error::ToolError;
 use common::error::FileKind;
+use common::secrets::{secrets_path, SecretsFile};
 use common::Secret;
-use std::fs::{self, File, OpenOptions};
+use refresher::store::{FileMeta, PendingFile};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Where the tokens go.
@@ -31,6 +35,8 @@ pub struct NewTokens {
 pub struct Output {
     pub target: Target,
     pub overwrite: bool,
+    /// Write the split layout (refresh token in `secrets/NAME`).
+    pub split: bool,
 }
 
 /// What happened, for the messages after the write.
@@ -49,12 +55,29 @@ impl Output {
         } else {
             Target::File(path.to_path_buf())
         };
-        Output { target, overwrite }
+        Output {
+            target,
+            overwrite,
+            split: false,
+        }
+    }
+
+    /// [`Output::new`] writing the split layout.
+    pub fn split(path: &Path, overwrite: bool) -> Output {
+        Output {
+            split: true,
+            ..Output::new(path, overwrite)
+        }
     }
 
     /// Fail now, before the user signs in, if the write cannot work.
     pub fn precheck(&self) -> Result<(), ToolError> {
         let Target::File(path) = &self.target else {
+            if self.split {
+                return Err(ToolError::Usage(
+                    "--split needs a token file path, not - (standard output)".into(),
+                ));
+            }
             return Ok(());
         };
         let err = |problem: String, fix: String| ToolError::Output {
@@ -116,6 +139,25 @@ impl Output {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e.to_string(), "check the path".into())),
         }
+        // A secrets file left without its token file would win over the
+        // new refresh token: replace it only when asked.
+        let secrets = secrets_path(path);
+        if !self.overwrite && fs::symlink_metadata(&secrets).is_ok() {
+            return Err(ToolError::OutputExists(secrets));
+        }
+        if self.split {
+            if let Ok(m) = fs::symlink_metadata(secrets_dir(path)) {
+                if m.file_type().is_symlink() || !m.is_dir() {
+                    return Err(err(
+                        format!(
+                            "{} is a symbolic link or not a directory",
+                            secrets_dir(path).display()
+                        ),
+                        "it must be the real directory of the secrets files (mode 0700)".into(),
+                    ));
+                }
+            }
+        }
         if nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_err() {
             return Err(err(
                 format!("the directory {} is not writable", dir.display()),
@@ -144,7 +186,7 @@ impl Output {
                     })?;
                 Ok(Written::default())
             }
-            Target::File(path) => write_file(path, self.overwrite, t),
+            Target::File(path) => write_file(path, self.overwrite, self.split, t),
         }
     }
 }
@@ -164,77 +206,319 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// The file being replaced: its bytes, owner and mode.
-struct Old {
-    bytes: zeroize::Zeroizing<Vec<u8>>,
-    uid: u32,
-    gid: u32,
-    mode: u32,
+fn secrets_dir(token: &Path) -> PathBuf {
+    common::secrets::secrets_dir(token)
 }
 
-fn read_old(path: &Path) -> Result<Option<Old>, ToolError> {
-    let file = match common::fsread::open_regular(path, FileKind::Token) {
+fn output_err(path: &Path, problem: impl Into<String>, fix: impl Into<String>) -> ToolError {
+    ToolError::Output {
+        path: path.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// A file being replaced: its bytes, owner and mode.
+pub(crate) struct Old {
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
+    pub meta: FileMeta,
+}
+
+/// Read the file at `path` (no symlinks, regular, capped); None if absent.
+pub(crate) fn read_old(path: &Path, kind: FileKind) -> Result<Option<Old>, ToolError> {
+    let file = match common::fsread::open_regular(path, kind) {
         Ok(f) => f,
         Err(e) if e.problem == common::error::Problem::Missing => return Ok(None),
         Err(e) => {
-            return Err(ToolError::Output {
-                path: path.into(),
-                problem: e.problem.to_string(),
-                fix: "run as a user who may read and replace it".into(),
-            })
+            return Err(output_err(
+                path,
+                e.problem.to_string(),
+                "run as a user who may read and replace it (links are refused, like the \
+                 plugin and the refresh helper do)",
+            ))
         }
     };
-    let meta = file.metadata().map_err(|e| ToolError::Output {
-        path: path.into(),
-        problem: e.to_string(),
-        fix: "check the file".into(),
-    })?;
-    let bytes = common::fsread::read_all_capped(&file, common::MAX_FILE_SIZE).map_err(|p| {
-        ToolError::Output {
-            path: path.into(),
-            problem: p.to_string(),
-            fix: "check that this is the right file".into(),
-        }
-    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| output_err(path, e.to_string(), "check the file"))?;
+    let bytes = common::fsread::read_all_capped(&file, common::MAX_FILE_SIZE)
+        .map_err(|p| output_err(path, p.to_string(), "check that this is the right file"))?;
     Ok(Some(Old {
         bytes: zeroize::Zeroizing::new(bytes),
-        uid: meta.uid(),
-        gid: meta.gid(),
-        mode: meta.mode() & 0o7777,
+        meta: FileMeta::of(&meta),
     }))
 }
 
-fn write_file(path: &Path, overwrite: bool, t: &NewTokens) -> Result<Written, ToolError> {
-    let io_err = |what: &str, e: io::Error| ToolError::Output {
-        path: path.into(),
-        problem: format!("{what}: {e}"),
-        fix: "check the directory's permissions and free space".into(),
-    };
-    let mut written = Written::default();
-    // Replacing a file the refresh helper may be rewriting right now: take
-    // its lock, so neither write is lost. The lock file gets the token's
-    // owner, so the helper (running as that user) can still take it later.
-    let _lock = match fs::symlink_metadata(path) {
-        Ok(m) if overwrite => {
-            let owner = refresher::lock::LockOwner {
-                uid: m.uid(),
-                gid: m.gid(),
-                mode: m.mode(),
-            };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            Some(
-                refresher::lock::acquire(path, Some(owner), deadline).map_err(|e| {
-                    ToolError::Output {
-                        path: path.into(),
-                        problem: e.to_string(),
-                        fix: "wait for the running refresh to finish, then try again".into(),
-                    }
-                })?,
+/// Take the refresh lock of `token` (as the helper does), so that no
+/// refresh rewrites the files between our read and our write. The lock
+/// file gets the token's owner, so the helper (running as that user) can
+/// still take it later.
+pub(crate) fn lock(
+    token: &Path,
+    owner: Option<FileMeta>,
+) -> Result<refresher::lock::TokenLock, ToolError> {
+    let owner = owner.map(|m| refresher::lock::LockOwner {
+        uid: m.uid,
+        gid: m.gid,
+        mode: m.mode,
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    refresher::lock::acquire(token, owner, deadline).map_err(|e| {
+        output_err(
+            token,
+            e.to_string(),
+            "wait for the running refresh to finish, then try again",
+        )
+    })
+}
+
+/// Owner and mode for a file the tool creates: ours, 0600.
+fn new_file_meta() -> FileMeta {
+    FileMeta {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        mode: 0o600,
+        len: 0,
+    }
+}
+
+/// Write `bytes` to `path` through the helper's writer, with `meta`'s
+/// owner and mode; replace an existing file only when `replace`.
+pub(crate) fn store(
+    path: &Path,
+    meta: FileMeta,
+    bytes: &[u8],
+    replace: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), ToolError> {
+    let io_err = |e: refresher::store::StoreError| {
+        if e.source.kind() == io::ErrorKind::AlreadyExists && !replace {
+            ToolError::OutputExists(path.into())
+        } else {
+            output_err(
+                path,
+                e.to_string(),
+                "check the directory's permissions and free space",
             )
         }
+    };
+    let pending = PendingFile::create(path, meta, bytes.len() as u64).map_err(io_err)?;
+    if pending.owner_changed {
+        notes.push(format!(
+            "could not keep the old owner {}:{}; give the file back to the mail system's \
+             user (e.g. chown postfix: {})",
+            meta.uid,
+            meta.gid,
+            path.display()
+        ));
+    }
+    if replace {
+        pending.commit(bytes)
+    } else {
+        pending.commit_new(bytes)
+    }
+    .map_err(io_err)
+}
+
+/// The owner a secrets directory or file must have: the token file's.
+fn check_owner(path: &Path, m: &fs::Metadata, owner: &FileMeta) -> Result<(), ToolError> {
+    if m.uid() != owner.uid {
+        return Err(output_err(
+            path,
+            format!(
+                "it belongs to uid {}, the token file to uid {}",
+                m.uid(),
+                owner.uid
+            ),
+            format!(
+                "check who made it; if it is right, chown {}:{} it",
+                owner.uid, owner.gid
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What is at the secrets directory's path.
+#[derive(Debug, PartialEq, Eq)]
+enum DirState {
+    Missing,
+    /// Something else than a directory: no account beside it is split.
+    NotDir,
+    /// A directory of the token file's owner that nobody else may write to.
+    Dir,
+}
+
+/// Look at the secrets directory beside `token`, refusing a symbolic link
+/// (it could point the secrets anywhere), another owner, or group/other
+/// write permission.
+fn secrets_dir_state(token: &Path, owner: &FileMeta) -> Result<DirState, ToolError> {
+    let dir = secrets_dir(token);
+    let m = match fs::symlink_metadata(&dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirState::Missing),
+        Err(e) => return Err(output_err(&dir, e.to_string(), "check the path")),
+    };
+    if m.file_type().is_symlink() {
+        return Err(output_err(
+            &dir,
+            "the secrets directory is a symbolic link",
+            "replace it with a real directory (mode 0700, owned like the token file); links \
+             are refused so that nobody can redirect the secrets",
+        ));
+    }
+    if !m.is_dir() {
+        return Ok(DirState::NotDir);
+    }
+    check_owner(&dir, &m, owner)?;
+    if m.mode() & 0o022 != 0 {
+        return Err(output_err(
+            &dir,
+            format!(
+                "the secrets directory is writable by others (mode {:o})",
+                m.mode() & 0o7777
+            ),
+            format!("chmod 700 {}", dir.display()),
+        ));
+    }
+    Ok(DirState::Dir)
+}
+
+/// Make sure the secrets directory beside `token` exists: created 0700 with
+/// `owner`'s owner when missing, else checked as [`secrets_dir_state`] does.
+fn ensure_secrets_dir(token: &Path, owner: &FileMeta) -> Result<(), ToolError> {
+    let dir = secrets_dir(token);
+    match secrets_dir_state(token, owner)? {
+        DirState::Dir => return Ok(()),
+        DirState::NotDir => {
+            return Err(output_err(
+                &dir,
+                "it exists and is not a directory",
+                "move it away: this path is where the secrets files of the tokens beside \
+                 it go",
+            ))
+        }
+        DirState::Missing => {}
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            output_err(
+                &dir,
+                format!("cannot create the secrets directory: {e}"),
+                "run as a user who may write to the token file's directory",
+            )
+        })?;
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &dir,
+            Some(owner.uid.into()),
+            Some(owner.gid.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| output_err(&dir, format!("chown: {e}"), "check the directory"))?;
+    }
+    fs::File::open(parent_dir(token))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| {
+            output_err(
+                &dir,
+                format!("fsync of the directory: {e}"),
+                "check the file system",
+            )
+        })
+}
+
+/// The account's secrets file, if it has one (the split layout); refused
+/// when it or its directory is a link, when it is not a regular file, is
+/// unreadable, or belongs to someone else than `owner`.
+pub(crate) fn read_secrets(
+    token: &Path,
+    owner: &FileMeta,
+) -> Result<Option<(SecretsFile, FileMeta)>, ToolError> {
+    if secrets_dir_state(token, owner)? != DirState::Dir {
+        return Ok(None);
+    }
+    let path = secrets_path(token);
+    let Some(old) = read_old(&path, FileKind::Secrets)? else {
+        return Ok(None);
+    };
+    if old.meta.uid != owner.uid {
+        let m = fs::symlink_metadata(&path)
+            .map_err(|e| output_err(&path, e.to_string(), "check the file"))?;
+        check_owner(&path, &m, owner)?;
+    }
+    let s = SecretsFile::parse(&old.bytes, &path)
+        .map_err(|e| output_err(&path, e.problem.to_string(), e.fix()))?;
+    Ok(Some((s, old.meta)))
+}
+
+/// Write the secrets file of `token` (first), creating `secrets/` if needed.
+pub(crate) fn store_secrets(
+    token: &Path,
+    owner: &FileMeta,
+    secrets: &SecretsFile,
+    replace: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), ToolError> {
+    ensure_secrets_dir(token, owner)?;
+    let meta = FileMeta {
+        mode: 0o600,
+        ..*owner
+    };
+    store(
+        &secrets_path(token),
+        meta,
+        &secrets.to_json(),
+        replace,
+        notes,
+    )
+}
+
+/// Which of two client secrets the split layout keeps: the secrets file's
+/// (it is written first, so it is the newer one), else the token file's.
+pub(crate) fn keep_client_secret(
+    in_secrets: Option<&common::Secret>,
+    in_token: Option<&common::Secret>,
+    notes: &mut Vec<String>,
+) -> Option<common::Secret> {
+    if let (Some(s), Some(t)) = (in_secrets, in_token) {
+        if s != t {
+            notes.push(format!(
+                "the token file's client_secret ({}) differed from the secrets file's ({}); \
+                 the secrets file's is kept",
+                t.fingerprint(),
+                s.fingerprint()
+            ));
+        }
+    }
+    in_secrets.or(in_token).cloned()
+}
+
+fn write_file(
+    path: &Path,
+    overwrite: bool,
+    split: bool,
+    t: &NewTokens,
+) -> Result<Written, ToolError> {
+    let mut written = Written::default();
+    let existing = fs::symlink_metadata(path).ok();
+    // Replacing a file the refresh helper may be rewriting right now, or
+    // writing two files: take its lock, so neither write is lost.
+    let _lock = match &existing {
+        Some(m) if overwrite => Some(lock(path, Some(FileMeta::of(m)))?),
+        None if split || overwrite => Some(lock(path, None)?),
         _ => None,
     };
-    let old = if overwrite { read_old(path)? } else { None };
+    let old = if overwrite {
+        read_old(path, FileKind::Token)?
+    } else {
+        None
+    };
+    let encode_err =
+        |e: common::FileError| output_err(path, format!("encoding: {e}"), "report this bug");
     let bytes = match &old {
         None => authorised(None, path, t),
         Some(o) => match authorised(Some(&o.bytes), path, t) {
@@ -249,67 +533,67 @@ fn write_file(path: &Path, overwrite: bool, t: &NewTokens) -> Result<Written, To
             }
         },
     }
-    .map_err(|e| io_err("encoding", io::Error::other(e.to_string())))?;
+    .map_err(encode_err)?;
 
     // Never world- or group-writable; a replaced file keeps its owner and
     // its read bits for owner and group.
-    let mode = old.as_ref().map_or(0o600, |o| (o.mode & 0o640) | 0o600);
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .ok_or_else(|| ToolError::Usage(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        crate::pkce::random_urlsafe(6)?
-    ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|e| io_err("cannot create a temporary file beside it", e))?;
-    let result = (|| {
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| io_err("chmod", e))?;
-        if let Some(o) = &old {
-            if let Err(e) = std::os::unix::fs::fchown(&file, Some(o.uid), Some(o.gid)) {
-                written.notes.push(format!(
-                    "could not keep the old owner {}:{} ({e}); give the file back to the \
-                     mail system's user (e.g. chown postfix: {})",
-                    o.uid,
-                    o.gid,
-                    path.display()
-                ));
-            }
-        }
-        file.write_all(&bytes).map_err(|e| io_err("write", e))?;
-        file.sync_all().map_err(|e| io_err("fsync", e))?;
-        if old.is_some() {
-            fs::rename(&tmp, path).map_err(|e| io_err("rename", e))?;
-            written.replaced = true;
-        } else {
-            publish_new(&tmp, path).map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    ToolError::OutputExists(path.into())
-                } else {
-                    io_err("link", e)
-                }
-            })?;
-        }
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err("fsync of the directory", e))
-    })();
-    // After a rename the temporary name is gone; otherwise remove it.
-    let _ = fs::remove_file(&tmp);
-    result?;
+    let meta = match &old {
+        Some(o) => FileMeta {
+            mode: (o.meta.mode & 0o640) | 0o600,
+            ..o.meta
+        },
+        None => new_file_meta(),
+    };
+    // An account already in the split layout stays in it: a refresh token
+    // written only to the token file would be ignored by the helper.
+    let owner = FileMeta {
+        mode: 0o600,
+        ..meta
+    };
+    let old_secrets = read_secrets(path, &owner)?;
+    if old_secrets.is_some() && !overwrite {
+        return Err(ToolError::OutputExists(secrets_path(path)));
+    }
+    if old_secrets.is_some() && !split {
+        written.notes.push(format!(
+            "{} exists, so this account uses the split layout: the refresh token went there",
+            secrets_path(path).display()
+        ));
+    }
+    if split || old_secrets.is_some() {
+        let parts = common::secrets::split_token(&bytes, path).map_err(encode_err)?;
+        let secrets = SecretsFile {
+            refresh_token: t.refresh_token.clone(),
+            client_secret: keep_client_secret(
+                old_secrets
+                    .as_ref()
+                    .and_then(|(s, _)| s.client_secret.as_ref()),
+                parts.client_secret.as_ref(),
+                &mut written.notes,
+            ),
+        };
+        store_secrets(
+            path,
+            &owner,
+            &secrets,
+            old_secrets.is_some(),
+            &mut written.notes,
+        )?;
+        store(path, meta, &parts.token, old.is_some(), &mut written.notes)?;
+    } else {
+        store(path, meta, &bytes, old.is_some(), &mut written.notes)?;
+    }
+    written.replaced = old.is_some();
     if old.is_none() && nix::unistd::geteuid().is_root() {
+        let also = if split {
+            format!(" and chown -R postfix: {}", secrets_dir(path).display())
+        } else {
+            String::new()
+        };
         written.notes.push(format!(
             "{} belongs to root; the refresh helper runs as the mail system's user and must \
-             be able to rewrite it: chown postfix: {} (inside the chroot if Postfix's smtp is \
-             chrooted)",
+             be able to rewrite it: chown postfix: {}{also} (inside the chroot if Postfix's \
+             smtp is chrooted)",
             path.display(),
             path.display()
         ));
@@ -317,27 +601,10 @@ fn write_file(path: &Path, overwrite: bool, t: &NewTokens) -> Result<Written, To
     Ok(written)
 }
 
-/// Give `tmp` the name `path` unless `path` exists: a hard link fails with
-/// EEXIST atomically; where links are not supported, renameat2 with
-/// RENAME_NOREPLACE does the same.
-fn publish_new(tmp: &Path, path: &Path) -> io::Result<()> {
-    match fs::hard_link(tmp, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            tmp,
-            nix::fcntl::AT_FDCWD,
-            path,
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        )
-        .map_err(io::Error::from),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn tokens() -> NewTokens {
         NewTokens {
