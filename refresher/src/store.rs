@@ -287,7 +287,10 @@ mod tests {
         let d = tmpdir("new");
         let t = d.join("tok.json");
         let meta = FileMeta::of(&std::fs::metadata(&d).unwrap());
-        let meta = FileMeta { mode: 0o600, ..meta };
+        let meta = FileMeta {
+            mode: 0o600,
+            ..meta
+        };
         PendingFile::create(&t, meta, 0)
             .unwrap()
             .commit_new(b"first")
