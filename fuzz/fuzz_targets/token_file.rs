@@ -1,6 +1,8 @@
 //! Token files (written by the mail user, read by the plugin inside smtp and
 //! by the helper): `TokenFile::parse`, the helper's rewrite after a refresh
-//! (`refreshed`) and the tool's rewrite after get-token (`authorised`).
+//! (`refreshed`) and the tool's rewrite after get-token (`authorised`);
+//! the split-secrets layout's `split_token`, secrets file and
+//! `client_secret_file` parsers.
 //!
 //! Invariants: no panic; errors never quote the file; Debug shows no
 //! secret; a file that parses is rewritten to one that parses to the same
@@ -8,6 +10,7 @@
 #![no_main]
 
 use common::secret::Secret;
+use common::secrets::{parse_client_secret, split_token, SecretsFile};
 use common::token::{authorised, TokenFile};
 use fuzzkit::{assert_no_mark, assert_no_secret, planted_values, ACCESS, REFRESH};
 use libfuzzer_sys::fuzz_target;
@@ -44,6 +47,34 @@ fuzz_target!(|data: &[u8]| {
     };
     let rotated = Secret::new(REFRESH);
     let rotate = data.len().is_multiple_of(3);
+
+    // split-secrets: the token file minus its two secret fields, nothing
+    // else changed; errors and Debug never show a secret.
+    match split_token(data, path) {
+        Ok(split) => {
+            let mut want = object(data);
+            for k in ["refresh_token", "client_secret"] {
+                want.remove(k);
+            }
+            assert_eq!(object(&split.token), want, "split_token changed a field");
+            let dbg = format!("{:?} {:?}", split.refresh_token, split.client_secret);
+            assert_no_secret("split_token Debug", &dbg, &secrets);
+        }
+        Err(e) => assert_no_mark("split_token error", &e.to_string()),
+    }
+    match SecretsFile::parse(data, path) {
+        Ok(s) => {
+            assert_no_secret("SecretsFile Debug", &format!("{s:?}"), &secrets);
+            assert_eq!(SecretsFile::parse(&s.to_json(), path).as_ref(), Ok(&s));
+        }
+        Err(e) => {
+            assert_no_mark("secrets file error", &e.to_string());
+            assert_no_mark("secrets file error (Debug)", &format!("{e:?}"));
+        }
+    }
+    if let Err(e) = parse_client_secret(data, path) {
+        assert_no_mark("client secret file error", &format!("{e} {e:?}"));
+    }
 
     let t = match TokenFile::parse(data, path) {
         Ok(t) => t,
