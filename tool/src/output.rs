@@ -7,7 +7,7 @@
 
 use crate::error::ToolError;
 use common::error::FileKind;
-use common::secrets::{secrets_path, SecretsFile};
+use common::secrets::{secrets_dir, secrets_path, SecretsFile};
 use common::Secret;
 use refresher::store::{FileMeta, PendingFile};
 use std::fs;
@@ -206,10 +206,6 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn secrets_dir(token: &Path) -> PathBuf {
-    common::secrets::secrets_dir(token)
-}
-
 fn output_err(path: &Path, problem: impl Into<String>, fix: impl Into<String>) -> ToolError {
     ToolError::Output {
         path: path.into(),
@@ -321,13 +317,12 @@ pub(crate) fn store(
 }
 
 /// The owner a secrets directory or file must have: the token file's.
-fn check_owner(path: &Path, m: &fs::Metadata, owner: &FileMeta) -> Result<(), ToolError> {
-    if m.uid() != owner.uid {
+fn check_owner(path: &Path, uid: u32, owner: &FileMeta) -> Result<(), ToolError> {
+    if uid != owner.uid {
         return Err(output_err(
             path,
             format!(
-                "it belongs to uid {}, the token file to uid {}",
-                m.uid(),
+                "it belongs to uid {uid}, the token file to uid {}",
                 owner.uid
             ),
             format!(
@@ -370,7 +365,7 @@ fn secrets_dir_state(token: &Path, owner: &FileMeta) -> Result<DirState, ToolErr
     if !m.is_dir() {
         return Ok(DirState::NotDir);
     }
-    check_owner(&dir, &m, owner)?;
+    check_owner(&dir, m.uid(), owner)?;
     if m.mode() & 0o022 != 0 {
         return Err(output_err(
             &dir,
@@ -437,7 +432,7 @@ fn ensure_secrets_dir(token: &Path, owner: &FileMeta) -> Result<(), ToolError> {
 pub(crate) fn read_secrets(
     token: &Path,
     owner: &FileMeta,
-) -> Result<Option<(SecretsFile, FileMeta)>, ToolError> {
+) -> Result<Option<SecretsFile>, ToolError> {
     if secrets_dir_state(token, owner)? != DirState::Dir {
         return Ok(None);
     }
@@ -445,14 +440,10 @@ pub(crate) fn read_secrets(
     let Some(old) = read_old(&path, FileKind::Secrets)? else {
         return Ok(None);
     };
-    if old.meta.uid != owner.uid {
-        let m = fs::symlink_metadata(&path)
-            .map_err(|e| output_err(&path, e.to_string(), "check the file"))?;
-        check_owner(&path, &m, owner)?;
-    }
-    let s = SecretsFile::parse(&old.bytes, &path)
-        .map_err(|e| output_err(&path, e.problem.to_string(), e.fix()))?;
-    Ok(Some((s, old.meta)))
+    check_owner(&path, old.meta.uid, owner)?;
+    SecretsFile::parse(&old.bytes, &path)
+        .map(Some)
+        .map_err(|e| output_err(&path, e.problem.to_string(), e.fix()))
 }
 
 /// Write the secrets file of `token` (first), creating `secrets/` if needed.
@@ -505,6 +496,11 @@ fn write_file(
 ) -> Result<Written, ToolError> {
     let mut written = Written::default();
     let existing = fs::symlink_metadata(path).ok();
+    if existing.is_some() && !overwrite {
+        // Appeared since the precheck: nothing may be written, not even a
+        // secrets file that would then take over that account.
+        return Err(ToolError::OutputExists(path.into()));
+    }
     // Replacing a file the refresh helper may be rewriting right now, or
     // writing two files: take its lock, so neither write is lost.
     let _lock = match &existing {
@@ -544,12 +540,23 @@ fn write_file(
         },
         None => new_file_meta(),
     };
+    // The secrets belong to the token file's owner; a new account's go to
+    // the owner of an existing secrets directory (root adding an account
+    // beside the mail system's others), else to us.
+    let owner = match (&old, fs::symlink_metadata(secrets_dir(path))) {
+        (None, Ok(m)) if m.is_dir() => FileMeta {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: 0o600,
+            len: 0,
+        },
+        _ => FileMeta {
+            mode: 0o600,
+            ..meta
+        },
+    };
     // An account already in the split layout stays in it: a refresh token
     // written only to the token file would be ignored by the helper.
-    let owner = FileMeta {
-        mode: 0o600,
-        ..meta
-    };
     let old_secrets = read_secrets(path, &owner)?;
     if old_secrets.is_some() && !overwrite {
         return Err(ToolError::OutputExists(secrets_path(path)));
@@ -565,9 +572,7 @@ fn write_file(
         let secrets = SecretsFile {
             refresh_token: t.refresh_token.clone(),
             client_secret: keep_client_secret(
-                old_secrets
-                    .as_ref()
-                    .and_then(|(s, _)| s.client_secret.as_ref()),
+                old_secrets.as_ref().and_then(|s| s.client_secret.as_ref()),
                 parts.client_secret.as_ref(),
                 &mut written.notes,
             ),

@@ -46,7 +46,7 @@ pub fn split_secrets(path: &Path) -> Result<Converted, ToolError> {
     let mut done = Converted::default();
     let existing = read_secrets(path, &owner)?;
     let new_secrets = match (&existing, &parts.refresh_token) {
-        (Some((s, _)), token_rt) => {
+        (Some(s), token_rt) => {
             if let Some(t) = token_rt.as_ref().filter(|t| **t != s.refresh_token) {
                 done.notes.push(format!(
                     "the token file's refresh_token ({}) differed from the secrets file's ({}); \

@@ -497,3 +497,36 @@ fn split_to_standard_output_is_a_usage_error() {
     );
     assert!(fake.seen().is_empty());
 }
+
+#[test]
+fn a_new_account_beside_split_ones_of_another_owner() {
+    // Root adds accounts in a directory whose secrets/ belongs to the mail
+    // system's user (here nobody, 65534; as a plain user, ourselves).
+    let fake = Fake::start(public());
+    let sd = secrets_dir(&fake.dir.path().join("x"));
+    std::fs::create_dir(&sd).unwrap();
+    std::fs::set_permissions(&sd, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        std::os::unix::fs::chown(&sd, Some(65534), Some(65534)).unwrap();
+    }
+    let owner = std::fs::metadata(&sd).unwrap().uid();
+
+    // A single-file account is not hindered by it.
+    let single = fake.dir.path().join("single@contoso.com");
+    let fin = outlook(&fake, &single, &[]);
+    assert!(fin.status.success(), "{}", fin.all());
+    assert_eq!(json(&single)["refresh_token"], REFRESH_TOKEN);
+
+    // A split one puts its secrets file there, owned like the directory.
+    let new = fake.dir.path().join("split@contoso.com");
+    let fin = outlook(&fake, &new, &["--split"]);
+    assert!(fin.status.success(), "{}", fin.all());
+    let m = std::fs::metadata(secrets_file(&new)).unwrap();
+    assert_eq!(m.uid(), owner);
+    assert_eq!(m.mode() & 0o7777, 0o600);
+    assert_eq!(json(&secrets_file(&new))["refresh_token"], REFRESH_TOKEN);
+    if root {
+        assert!(fin.stderr.contains("chown -R postfix:"), "{}", fin.all());
+    }
+}
