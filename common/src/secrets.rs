@@ -113,8 +113,9 @@ fn from_object(
     Ok((refresh_token, client_secret))
 }
 
-/// A single-file token file taken apart for the split layout.
-#[derive(Debug)]
+/// A single-file token file taken apart for the split layout. `Debug`
+/// shows fingerprints and the token file's length only: `token` still
+/// holds the access token.
 pub struct Split {
     /// The token file without `refresh_token` and `client_secret`, every
     /// other field kept as it was, in its order.
@@ -123,6 +124,16 @@ pub struct Split {
     pub refresh_token: Option<Secret>,
     /// The token file's per-account client secret, if any.
     pub client_secret: Option<Secret>,
+}
+
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("token_len", &self.token.len())
+            .field("refresh_token", &self.refresh_token)
+            .field("client_secret", &self.client_secret)
+            .finish()
+    }
 }
 
 /// Take the token file `bytes` apart: what stays in the token file, and the
@@ -294,12 +305,13 @@ mod tests {
         .unwrap();
         no_secret_in(&format!("{s:?}"));
         let split = split_token(
-            format!(r#"{{"refresh_token":"{RT}","client_secret":"{CS}","user":"u"}}"#).as_bytes(),
+            format!(r#"{{"refresh_token":"{RT}","client_secret":"{CS}","access_token":"access-plaintext"}}"#).as_bytes(),
             Path::new("/t"),
         )
         .unwrap();
-        no_secret_in(&format!("{:?}", split.refresh_token));
-        no_secret_in(&format!("{:?}", split.client_secret));
+        let dbg = format!("{split:?}");
+        no_secret_in(&dbg);
+        assert!(!dbg.contains("access-plaintext"), "{dbg}");
         // Errors about files holding secrets never quote them.
         for bad in [
             format!(r#"{{"refresh_token":"{RT}","client_secret":["{CS}"]}}"#),
