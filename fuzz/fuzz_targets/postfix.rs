@@ -13,7 +13,7 @@
 
 use fuzzkit::split;
 use libfuzzer_sys::fuzz_target;
-use refresher::check::postfix::{
+use check::postfix::{
     chroot_default, import_environment, parse_master, parse_overrides, parse_params, places, View,
 };
 use std::path::Path;

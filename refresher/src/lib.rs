@@ -1,6 +1,7 @@
 //! `sasl-xoauth2-refresh`: the one sasl-xoauth2 process that talks to the
-//! network or writes token files. A library with a thin `main` so that tests
-//! and `--check` reuse the same code.
+//! network or writes token files. A library: the binary (package refresh/)
+//! parses the command line and calls it; `--check` (the `check` crate) and
+//! the tool reuse its loading and request code.
 //!
 //! * [`oauth`]: request body and response parsing (pure).
 //! * [`http`]: ureq + rustls transport with pre-resolved addresses.
@@ -9,10 +10,7 @@
 //! * [`privdrop`]: a root-started refresh becomes the token's owner.
 //! * [`run`]: the orchestration, exit codes and status line.
 //! * [`sandbox`]: confinement (no_new_privs, capabilities, landlock, seccomp).
-//! * [`check`]: `--check`, the diagnosis of a whole setup.
 
-pub mod check;
-pub mod cli;
 pub mod error;
 pub mod http;
 pub mod lock;

@@ -1,8 +1,10 @@
 //! The system interfaces `--check` needs beyond std: extended attributes
-//! (the SELinux label) and whether a lock is held, read from `/proc/locks`
-//! so that `--check` itself never takes the lock. Every `unsafe` block of
-//! `--check` is here.
+//! (the SELinux label), secure-execution mode, and whether a lock is held,
+//! read from `/proc/locks` so that `--check` itself never takes the lock.
+//! The only module of this crate allowed `unsafe` (lib.rs denies it
+//! elsewhere).
 
+use common::errno::{cerr, retry_eintr};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -18,28 +20,40 @@ pub fn get_xattr(path: &Path, name: &CStr) -> io::Result<Option<Vec<u8>>> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: both strings are NUL-terminated and outlive the call; the
-        // kernel writes at most `buf.len()` bytes into `buf`, which is a
-        // live, writable allocation of exactly that length.
-        let n = unsafe {
-            libc::lgetxattr(
-                c_path.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if let Ok(len) = usize::try_from(n) {
-            buf.truncate(len);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 64 * 1024 => buf.resize(buf.len() * 4, 0),
-            _ => return Err(e),
+        let n = retry_eintr(|| {
+            // SAFETY: both strings are NUL-terminated and outlive the call;
+            // the kernel writes at most `buf.len()` bytes into `buf`, which
+            // is a live, writable allocation of exactly that length.
+            cerr(unsafe {
+                libc::lgetxattr(
+                    c_path.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            })
+        });
+        match n {
+            Ok(len) => {
+                buf.truncate(len.unsigned_abs());
+                return Ok(Some(buf));
+            }
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => return Ok(None),
+                Some(libc::ERANGE) if buf.len() < 64 * 1024 => buf.resize(buf.len() * 4, 0),
+                _ => return Err(e),
+            },
         }
     }
+}
+
+/// Whether this process runs in secure-execution mode (setuid/setgid or
+/// file capabilities), in which `$SASL_XOAUTH2_CONFIG` is ignored, as the
+/// plugin and the helper ignore it.
+pub fn secure_execution() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel placed
+    // in this process; it has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
 /// `major` and `minor` of a `st_dev` (glibc's encoding).

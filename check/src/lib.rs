@@ -10,7 +10,7 @@
 //! refresh holds it is read from `/proc/locks`), or print a secret (tokens
 //! and the client secret appear as `sha256:` fingerprints). It contacts the
 //! token endpoint only with `--online`, through the refresher's own request
-//! code ([`crate::run::request_without_storing`]); run as root, it first
+//! code ([`refresher::run::request_without_storing`]); run as root, it first
 //! becomes the token file's owner for that request and enters the
 //! helper's sandbox, as a refresh does.
 //! It runs as root with capabilities (it must read what root reads), so it
@@ -20,26 +20,29 @@
 //! [`verdict`] turns what was found into verdicts (pure, unit-tested);
 //! [`report`] prints them.
 
-pub mod accounts;
-pub mod elf;
-pub mod explain;
+#![deny(unsafe_code)]
+
+mod accounts;
+mod elf;
+mod explain;
 pub mod postfix;
 pub mod report;
+#[allow(unsafe_code)]
 mod sys;
-pub mod verdict;
+mod verdict;
 
-use crate::error::Failure;
-use crate::run::{self, ConfigSource, Loaded};
 use accounts::Accounts;
 use common::config::{SandboxMode, DEFAULT_REFRESH_HELPER};
 use common::error::{FileError, FileKind, Problem};
 use common::{Settings, TokenFile};
 use postfix::{Place, Probe, View};
+use refresher::error::Failure;
+use refresher::run::{self, ConfigSource, Loaded};
 use report::{Check, Report};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use verdict::{ConfigOrigin, Held, HelperFound, LockState, Perm, SmtpUser};
 
 /// The parsed `--check` command line.
@@ -61,7 +64,7 @@ const PLUGIN_NAMES: &[&str] = &["libsasl-xoauth2.so", "libsasl_xoauth2.so"];
 /// Run every check.
 pub fn run(req: &CheckRequest) -> Report {
     let mut r = Report::default();
-    let now = unix_now();
+    let now = common::clock::unix_now();
     let accounts = Accounts::load();
     let given = std::path::absolute(&req.token_path).unwrap_or_else(|_| req.token_path.clone());
 
@@ -93,7 +96,7 @@ pub fn run(req: &CheckRequest) -> Report {
         .flatten()
         .map(PathBuf::from);
     let own = common::config::config_path(
-        crate::sys::secure_execution(),
+        sys::secure_execution(),
         std::env::var_os(common::CONFIG_ENV),
     );
     let (config_path, origin) = match (&req.config, imported) {
@@ -152,7 +155,10 @@ pub fn run(req: &CheckRequest) -> Report {
         elf::host_machine(),
     ));
     let mode = config.map_or(SandboxMode::default(), |c| c.sandbox);
-    r.push(verdict::sandbox(mode, &crate::sandbox::kernel_support()));
+    r.push(verdict::sandbox(
+        mode,
+        &refresher::sandbox::kernel_support(),
+    ));
 
     // The token file, as smtp opens it.
     let place = places
@@ -218,7 +224,7 @@ pub fn run(req: &CheckRequest) -> Report {
             su,
             &accounts,
         ));
-        let lock_path = crate::lock::lock_path(&path);
+        let lock_path = refresher::lock::lock_path(&path);
         let (lock_state, held) = probe_lock(&lock_path);
         r.push(verdict::temp_files(&dir, &temp_files(&path, &dir), held));
         r.push(verdict::lock(&lock_path, &lock_state, held, su, &accounts));
@@ -226,7 +232,7 @@ pub fn run(req: &CheckRequest) -> Report {
     }
     r.push(apparmor_check(&helper_path));
 
-    if !crate::privdrop::is_root() {
+    if !refresher::privdrop::is_root() {
         for c in &mut r.checks {
             hint_root(c);
         }
@@ -265,13 +271,6 @@ fn hint_root(c: &mut Check) {
             c.fix.as_deref().unwrap_or_default()
         ));
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn perm(m: &std::fs::Metadata) -> Perm {
@@ -333,7 +332,7 @@ fn ancestors(dir: &Path, root: &Path) -> Vec<(PathBuf, Perm)> {
 }
 
 fn temp_files(token: &Path, dir: &Path) -> Vec<String> {
-    let prefix = crate::store::temp_prefix(token);
+    let prefix = refresher::store::temp_prefix(token);
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -543,7 +542,7 @@ fn online_check(
         Ok(s) => s,
         Err(f) => return Check::fail(N, format!("not attempted: {f}"), "see the overrides check"),
     };
-    let host = crate::http::Endpoint::parse(&settings.token_endpoint)
+    let host = refresher::http::Endpoint::parse(&settings.token_endpoint)
         .map(|e| e.display_host())
         .unwrap_or_default();
     let google = host.ends_with("google.com") || host.ends_with("googleapis.com");

@@ -3,9 +3,19 @@
 //! Prints exactly one status line on stdout (`ok: ...` or `error: ...`),
 //! diagnostics on stderr, and exits with a code from `common::exit`.
 //!
-//! `sasl-xoauth2-refresh --check TOKEN_PATH ...` diagnoses instead (see
-//! refresher/src/check.rs): one line per check, exit 0/1/2. It runs with
-//! the caller's privileges and skips `harden_process`: it writes nothing.
+//! `sasl-xoauth2-refresh --check TOKEN_PATH ...` diagnoses instead (the
+//! `check` crate, check/src/lib.rs): one line per check, exit 0/1/2. It runs
+//! with the caller's privileges and skips `harden_process`: it writes nothing.
+//!
+//! This package is the command line, the dispatch, and a refresh's process
+//! setup (privilege drop, hardening, the handshake) around the `refresher`
+//! crate (refresher/). The diagnosis is the `check` crate (check/), the only
+//! code that runs another program (`postconf`); the command line is parsed
+//! first and a refresh never calls into it.
+
+#![deny(unsafe_code)]
+
+mod cli;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,11 +24,11 @@ use std::process::ExitCode;
 const SOFTWARE: u8 = common::exit::SOFTWARE as u8;
 
 fn main() -> ExitCode {
-    let request = match refresher::cli::parse_command(std::env::args_os()) {
-        Ok(refresher::cli::Command::Refresh(r)) => r,
-        Ok(refresher::cli::Command::Check(c)) => {
-            let report = refresher::check::run(&c);
-            print!("{}", refresher::check::render(&c, &report));
+    let request = match cli::parse_command(std::env::args_os()) {
+        Ok(cli::Command::Refresh(r)) => r,
+        Ok(cli::Command::Check(c)) => {
+            let report = check::run(&c);
+            print!("{}", check::render(&c, &report));
             let _ = std::io::stdout().flush();
             return code(report.exit_code());
         }

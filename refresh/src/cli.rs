@@ -3,9 +3,9 @@
 //! `sasl-xoauth2-refresh --check TOKEN_PATH [--config PATH] [--online]
 //! [--json] [--postfix-config DIR]`.
 
-use crate::check::CheckRequest;
-use crate::run::{ConfigSource, Request};
+use check::CheckRequest;
 use clap::Parser;
+use refresher::run::{ConfigSource, Request};
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -77,8 +77,9 @@ pub struct Early {
 }
 
 /// Parse a refresh command line (`--check` is a usage error here; see
-/// [`parse_command`]).
-pub fn parse<I, T>(args: I) -> Result<Request, Early>
+/// [`parse_command`]). The unit tests' shorthand.
+#[cfg(test)]
+fn parse<I, T>(args: I) -> Result<Request, Early>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,

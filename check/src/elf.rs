@@ -13,6 +13,7 @@ const ET_DYN: u16 = 3;
 
 /// What kind of file it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // `Elf::NotElf` says it best
 pub enum Elf {
     /// Not an ELF file at all (a script, say).
     NotElf,

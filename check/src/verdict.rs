@@ -1,5 +1,5 @@
 //! The verdict of every check, as pure functions of what was found (the
-//! probing is in `check.rs`). Each returns one [`Check`]; the unit tests
+//! probing is in lib.rs). Each returns one [`Check`]; the unit tests
 //! below cover every branch, including the ones this host cannot produce
 //! (AppArmor enabled, SELinux enforcing, a kernel without landlock).
 
@@ -7,16 +7,16 @@ use super::accounts::{Accounts, User};
 use super::elf::Elf;
 use super::postfix::{Place, Probe, View};
 use super::report::Check;
-use crate::error::Failure;
-use crate::oauth::Granted;
-use crate::run::Prepared;
-use crate::sandbox::{decide, Support, Wall};
 use common::config::{nearest_known_key, SandboxMode, KNOWN_KEYS};
 use common::error::FileError;
 use common::policy::{freshness, Freshness};
 use common::settings::{Override, Verdict};
 use common::token::Grant;
 use common::{Config, Settings, TokenFile};
+use refresher::error::Failure;
+use refresher::oauth::Granted;
+use refresher::run::Prepared;
+use refresher::sandbox::{decide, Support, Wall};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -708,7 +708,7 @@ pub enum LockState {
     Unreadable(String),
 }
 
-/// The lock file beside the token (see [`crate::lock`]).
+/// The lock file beside the token (see [`refresher::lock`]).
 pub fn lock(
     path: &Path,
     state: &LockState,
@@ -1418,8 +1418,8 @@ pub fn online(
 mod tests {
     use super::super::report::Status;
     use super::*;
-    use crate::sandbox::Support;
     use common::secret::Secret;
+    use refresher::sandbox::Support;
 
     fn user(name: &str, uid: u32, gids: &[u32]) -> SmtpUser {
         SmtpUser {
@@ -2035,8 +2035,8 @@ mod tests {
 
     #[test]
     fn online_verdicts() {
-        use crate::error::ProviderFailure;
-        use crate::oauth::ResponseError;
+        use refresher::error::ProviderFailure;
+        use refresher::oauth::ResponseError;
         use Status::{Fail, Ok as Good, Warn};
         let t = Path::new("/t");
         let g = Granted {

@@ -2,8 +2,8 @@
 //! Microsoft AADSTS codes seen on refresh (the table is `common::aadsts`),
 //! and Google's wording. Pure.
 
-use crate::oauth::ResponseError;
 use common::aadsts;
+use refresher::oauth::ResponseError;
 
 /// One sentence: the likely cause of `err` and what to do, or `None` when
 /// the refresher's own message says it all.
