@@ -110,10 +110,7 @@ pub fn run(req: &CheckRequest) -> Report {
     r.push(match &loaded {
         Ok(l) => verdict::config(&config_path, &origin, Ok(l.config()), reads),
         Err(Failure::ConfigFile(e)) => verdict::config(&config_path, &origin, Err(e), reads),
-        Err(f) => {
-            let (what, fix) = verdict::split_failure(f);
-            Check::fail("config", what, fix)
-        }
+        Err(f) => Check::fail("config", f.what(), f.fix()),
     });
     let loaded = loaded.ok();
     let config = loaded.as_ref().map(Loaded::config);

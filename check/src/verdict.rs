@@ -338,18 +338,6 @@ pub fn token_expiry(t: &TokenFile, now: i64, refresh_window: i64, prefetch_windo
     }
 }
 
-/// A refresher failure as (what, fix): its messages read "what; fix".
-pub fn split_failure(f: &Failure) -> (String, String) {
-    if let Failure::ConfigFile(e) | Failure::Token(e) = f {
-        return (format!("{} {}", q(&e.path), e.problem), e.fix());
-    }
-    let text = f.to_string();
-    match text.rsplit_once("; ") {
-        Some((what, fix)) => (what.to_string(), fix.to_string()),
-        None => (text, "see the message".to_string()),
-    }
-}
-
 /// Each token-file override of where the request goes or whom it trusts
 /// (token_endpoint, proxy, ca_bundle_file, ca_certs_dir) and whether the
 /// trust rule (common::settings) allows it.
@@ -414,10 +402,7 @@ pub fn settings(
     const N: &str = "settings";
     let prepared = match prepared {
         Ok(p) => p,
-        Err(f) => {
-            let (what, fix) = split_failure(f);
-            return Check::fail(N, what, fix);
-        }
+        Err(f) => return Check::fail(N, f.what(), f.fix()),
     };
     let o = &token.overrides;
     let from = |over: bool, base: bool| {
@@ -1393,7 +1378,7 @@ pub fn online(
             Check::ok(N, msg)
         }
         Err(f) => {
-            let (what, fix) = split_failure(f);
+            let (what, fix) = (f.what(), f.fix());
             let cause = match f {
                 Failure::Provider(p) => super::explain::likely_cause(&p.err, google),
                 _ => None,

@@ -12,19 +12,22 @@ use std::fmt;
 use std::path::PathBuf;
 
 const GET_TOKEN: &str = "sasl-xoauth2-tool get-token {gmail|outlook}";
+const LATER: &str = "the refresh will be tried again later";
 
 #[derive(Debug)]
 pub enum Failure {
     /// Bad command line.
     Usage(String),
     /// The configuration (file, handoff or a value in it) is unusable; the
-    /// message names the file/field and the fix.
+    /// message names the file/field, and the fix after its last "; " (if
+    /// it has one: see [`Failure::fix`]).
     Config(String),
     /// The config file itself is broken.
     ConfigFile(FileError),
     /// The token file is missing, unreadable or invalid.
     Token(FileError),
-    /// The token file is unsafe to use (e.g. writable by everyone).
+    /// The token file is unsafe to use (e.g. writable by everyone); the
+    /// fix follows the last "; " of `why`.
     TokenUnsafe {
         path: PathBuf,
         why: String,
@@ -111,57 +114,78 @@ impl Failure {
             },
         }
     }
-}
 
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// What went wrong: the status line before its fix. For a config or
+    /// token file, the path and its problem.
+    pub fn what(&self) -> String {
+        self.parts().0
+    }
+
+    /// What to do next: the end of the status line.
+    pub fn fix(&self) -> String {
+        self.parts().1
+    }
+
+    /// (what, fix); the status line of most variants is "what; fix".
+    fn parts(&self) -> (String, String) {
         match self {
-            Failure::Usage(m) => write!(f, "{m}; usage: sasl-xoauth2-refresh [--config PATH | --config-fd N] [--force] TOKEN_PATH"),
-            Failure::Config(m) => f.write_str(m),
-            Failure::ConfigFile(e) | Failure::Token(e) => write!(f, "{e}"),
-            Failure::TokenUnsafe { path, why } => write!(f, "token file {}: {why}", path.display()),
-            Failure::Request { err, token, config } => match err {
-                RequestError::MissingRefreshToken => write!(
-                    f,
-                    "token file {}: field refresh_token missing; get one with `{GET_TOKEN} --overwrite-existing-token {}`",
-                    token.display(),
-                    token.display()
-                ),
-                RequestError::MissingClientId => write!(
-                    f,
-                    "client_id is not set; set \"client_id\" in the config file {} (or in the token file {})",
-                    config.display(),
-                    token.display()
-                ),
-                RequestError::MissingClientSecret => write!(
-                    f,
-                    "token file {}: the client_credentials grant needs a client secret; set \"client_secret\" in {} or in the token file",
-                    token.display(),
-                    config.display()
-                ),
-            },
-            Failure::Lock(e) => write!(f, "{e}"),
-            Failure::Store { err, rotated } => {
-                write!(f, "{err}; the token file was left as it was")?;
-                if *rotated {
-                    write!(
-                        f,
-                        "; the provider issued a new refresh token that could not be saved: if the next refresh fails with invalid_grant, run `{GET_TOKEN} --overwrite-existing-token` again"
-                    )?;
-                }
-                f.write_str("; make the token's directory writable by the user running the refresh and check free space")
+            Failure::ConfigFile(e) | Failure::Token(e) => {
+                (format!("{} {}", e.path.display(), e.problem), e.fix())
             }
-            Failure::Sandbox(e) => write!(
-                f,
-                "sandbox setup failed: {e}; set \"sandbox\": \"best-effort\" in the config file if this kernel cannot enforce it"
+            // Their text was composed where they were raised, as "what; fix".
+            Failure::Config(_) | Failure::TokenUnsafe { .. } | Failure::Lock(_) => {
+                let text = self.to_string();
+                match text.rsplit_once("; ") {
+                    Some((what, fix)) => (what.to_string(), fix.to_string()),
+                    None => (text, "see the message".to_string()),
+                }
+            }
+            Failure::Usage(m) => (
+                m.clone(),
+                "usage: sasl-xoauth2-refresh [--config PATH | --config-fd N] [--force] TOKEN_PATH".into(),
             ),
-            Failure::ProviderDown { host, failures, wait_ms } => write!(
-                f,
-                "token endpoint {host} failed the last {failures} attempt(s) in a row; not asking it again for {wait_ms} ms, which this refresh's budget (refresh_timeout) does not cover; the refresh will be tried again later"
+            Failure::Request { err, token, config } => {
+                let (token, config) = (token.display(), config.display());
+                match err {
+                    RequestError::MissingRefreshToken => (
+                        format!("token file {token}: field refresh_token missing"),
+                        format!("get one with `{GET_TOKEN} --overwrite-existing-token {token}`"),
+                    ),
+                    RequestError::MissingClientId => (
+                        "client_id is not set".into(),
+                        format!("set \"client_id\" in the config file {config} (or in the token file {token})"),
+                    ),
+                    RequestError::MissingClientSecret => (
+                        format!("token file {token}: the client_credentials grant needs a client secret"),
+                        format!("set \"client_secret\" in {config} or in the token file"),
+                    ),
+                }
+            }
+            Failure::Store { err, rotated } => {
+                let mut what = format!("{err}; the token file was left as it was");
+                if *rotated {
+                    what.push_str(&format!(
+                        "; the provider issued a new refresh token that could not be saved: if the next refresh fails with invalid_grant, run `{GET_TOKEN} --overwrite-existing-token` again"
+                    ));
+                }
+                (
+                    what,
+                    "make the token's directory writable by the user running the refresh and check free space".into(),
+                )
+            }
+            Failure::Sandbox(e) => (
+                format!("sandbox setup failed: {e}"),
+                "set \"sandbox\": \"best-effort\" in the config file if this kernel cannot enforce it".into(),
             ),
-            Failure::Resolve { host, err } => write!(
-                f,
-                "cannot resolve {host}: {err}; check DNS (inside a chroot: /etc/resolv.conf and /etc/hosts of the chroot) or the token_endpoint/proxy setting"
+            Failure::ProviderDown { host, failures, wait_ms } => (
+                format!(
+                    "token endpoint {host} failed the last {failures} attempt(s) in a row; not asking it again for {wait_ms} ms, which this refresh's budget (refresh_timeout) does not cover"
+                ),
+                LATER.into(),
+            ),
+            Failure::Resolve { host, err } => (
+                format!("cannot resolve {host}: {err}"),
+                "check DNS (inside a chroot: /etc/resolv.conf and /etc/hosts of the chroot) or the token_endpoint/proxy setting".into(),
             ),
             Failure::Transport {
                 host,
@@ -169,29 +193,30 @@ impl fmt::Display for Failure {
                 budget_secs,
                 attempts,
                 config,
-            } => match err {
-                TransportError::Timeout => write!(
-                    f,
-                    "no answer from token endpoint {host} within {budget_secs} s; check network access to it (firewall, proxy), or raise refresh_timeout in {}",
-                    config.display()
-                ),
-                TransportError::Tls(e) => write!(
-                    f,
-                    "TLS with token endpoint {host} failed: {e}; if it uses a private CA, set ca_bundle_file in {}",
-                    config.display()
-                ),
-                TransportError::TooLarge => write!(
-                    f,
-                    "token endpoint {host} sent a response larger than {} KiB; check token_endpoint in {}",
-                    crate::oauth::MAX_RESPONSE_SIZE / 1024,
-                    config.display()
-                ),
-                _ => write!(
-                    f,
-                    "cannot reach token endpoint {host} ({err}; {attempts} attempt(s)); check network access (firewall, proxy setting in {})",
-                    config.display()
-                ),
-            },
+            } => {
+                let config = config.display();
+                match err {
+                    TransportError::Timeout => (
+                        format!("no answer from token endpoint {host} within {budget_secs} s"),
+                        format!("check network access to it (firewall, proxy), or raise refresh_timeout in {config}"),
+                    ),
+                    TransportError::Tls(e) => (
+                        format!("TLS with token endpoint {host} failed: {e}"),
+                        format!("if it uses a private CA, set ca_bundle_file in {config}"),
+                    ),
+                    TransportError::TooLarge => (
+                        format!(
+                            "token endpoint {host} sent a response larger than {} KiB",
+                            crate::oauth::MAX_RESPONSE_SIZE / 1024
+                        ),
+                        format!("check token_endpoint in {config}"),
+                    ),
+                    _ => (
+                        format!("cannot reach token endpoint {host} ({err}; {attempts} attempt(s))"),
+                        format!("check network access (firewall, proxy setting in {config})"),
+                    ),
+                }
+            }
             Failure::Provider(p) => {
                 let ProviderFailure {
                     host,
@@ -201,40 +226,51 @@ impl fmt::Display for Failure {
                     config,
                     client_credentials,
                 } = &**p;
+                let (token, config) = (token.display(), config.display());
                 match err.reaction() {
-                Reaction::Reauthorise if !client_credentials => write!(
-                    f,
-                    "token endpoint {host} refused the refresh token in {} ({}); re-authorise: run `{GET_TOKEN} --overwrite-existing-token {}`",
-                    token.display(),
-                    oauth_detail(err),
-                    token.display()
-                ),
-                Reaction::Reauthorise | Reaction::FixClient => write!(
-                    f,
-                    "token endpoint {host} refused the client ({}); check client_id, client_secret and scope in {} (or their overrides in {})",
-                    oauth_detail(err),
-                    config.display(),
-                    token.display()
-                ),
-                Reaction::FixEndpoint => write!(
-                    f,
-                    "token endpoint {host} answered {err}; set token_endpoint in {} to the provider's token URL (redirects are not followed)",
-                    config.display()
-                ),
-                Reaction::Retry => write!(
-                    f,
-                    "token endpoint {host} failed ({err}) after {attempts} attempt(s); the refresh will be tried again later"
-                ),
-                Reaction::Later => write!(
-                    f,
-                    "token endpoint {host} is rate limiting ({err}); the refresh will be tried again later"
-                ),
-                Reaction::Protocol => write!(
-                    f,
-                    "token endpoint {host} sent an unusable answer: {err}; check token_endpoint in {}",
-                    config.display()
-                ),
+                    Reaction::Reauthorise if !client_credentials => (
+                        format!(
+                            "token endpoint {host} refused the refresh token in {token} ({})",
+                            oauth_detail(err)
+                        ),
+                        format!("re-authorise: run `{GET_TOKEN} --overwrite-existing-token {token}`"),
+                    ),
+                    Reaction::Reauthorise | Reaction::FixClient => (
+                        format!("token endpoint {host} refused the client ({})", oauth_detail(err)),
+                        format!("check client_id, client_secret and scope in {config} (or their overrides in {token})"),
+                    ),
+                    Reaction::FixEndpoint => (
+                        format!("token endpoint {host} answered {err}"),
+                        format!("set token_endpoint in {config} to the provider's token URL (redirects are not followed)"),
+                    ),
+                    Reaction::Retry => (
+                        format!("token endpoint {host} failed ({err}) after {attempts} attempt(s)"),
+                        LATER.into(),
+                    ),
+                    Reaction::Later => (
+                        format!("token endpoint {host} is rate limiting ({err})"),
+                        LATER.into(),
+                    ),
+                    Reaction::Protocol => (
+                        format!("token endpoint {host} sent an unusable answer: {err}"),
+                        format!("check token_endpoint in {config}"),
+                    ),
+                }
             }
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::ConfigFile(e) | Failure::Token(e) => write!(f, "{e}"),
+            Failure::Config(m) => f.write_str(m),
+            Failure::TokenUnsafe { path, why } => write!(f, "token file {}: {why}", path.display()),
+            Failure::Lock(e) => write!(f, "{e}"),
+            _ => {
+                let (what, fix) = self.parts();
+                write!(f, "{what}; {fix}")
             }
         }
     }
@@ -250,5 +286,61 @@ fn oauth_detail(err: &ResponseError) -> String {
             None => error.clone(),
         },
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::error::FileKind;
+
+    #[test]
+    fn what_and_fix_are_the_status_line_halves() {
+        let t = PathBuf::from("/etc/tokens/a");
+        let f = Failure::Request {
+            err: RequestError::MissingRefreshToken,
+            token: t.clone(),
+            config: "/etc/sasl-xoauth2.conf".into(),
+        };
+        assert_eq!(
+            f.what(),
+            "token file /etc/tokens/a: field refresh_token missing"
+        );
+        assert_eq!(
+            f.fix(),
+            "get one with `sasl-xoauth2-tool get-token {gmail|outlook} --overwrite-existing-token /etc/tokens/a`"
+        );
+        assert_eq!(f.to_string(), format!("{}; {}", f.what(), f.fix()));
+        // A lost rotated token is part of what happened, not of the fix.
+        let f = Failure::Store {
+            err: StoreError {
+                step: "rename",
+                path: t.clone(),
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            },
+            rotated: true,
+        };
+        assert!(
+            f.what().ends_with("--overwrite-existing-token` again"),
+            "{}",
+            f.what()
+        );
+        assert!(f.fix().starts_with("make the token's directory writable"));
+        // A file's what is its path and problem; the check line names the kind.
+        let f = Failure::Token(FileError::new(FileKind::Token, &t, Problem::Missing));
+        assert_eq!(f.what(), "/etc/tokens/a does not exist");
+        assert!(f.to_string().starts_with("token file /etc/tokens/a: "));
+        // Text composed where it was raised: its last "; " starts the fix.
+        let f = Failure::Config("bad thing; fix a; fix b".into());
+        assert_eq!(
+            (f.what(), f.fix()),
+            ("bad thing; fix a".into(), "fix b".into())
+        );
+        let f = Failure::Config("no fix given".into());
+        assert_eq!(
+            (f.what(), f.fix()),
+            ("no fix given".into(), "see the message".into())
+        );
+        assert_eq!(f.to_string(), "no fix given");
     }
 }
