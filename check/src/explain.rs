@@ -3,7 +3,7 @@
 //! and Google's wording. Pure.
 
 use common::aadsts;
-use refresher::oauth::ResponseError;
+use refresher::ResponseError;
 
 /// One sentence: the likely cause of `err` and what to do, or `None` when
 /// the refresher's own message says it all.

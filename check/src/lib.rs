@@ -10,7 +10,7 @@
 //! refresh holds it is read from `/proc/locks`), or print a secret (tokens
 //! and the client secret appear as `sha256:` fingerprints). It contacts the
 //! token endpoint only with `--online`, through the refresher's own request
-//! code ([`refresher::run::request_without_storing`]); run as root, it first
+//! code ([`refresher::request_without_storing`]); run as root, it first
 //! becomes the token file's owner for that request and enters the
 //! helper's sandbox, as a refresh does.
 //! It runs as root with capabilities (it must read what root reads), so it
@@ -36,8 +36,8 @@ use common::config::{SandboxMode, DEFAULT_REFRESH_HELPER};
 use common::error::{FileError, FileKind, Problem};
 use common::{Settings, TokenFile};
 use postfix::{Place, Probe, View};
-use refresher::error::Failure;
-use refresher::run::{self, ConfigSource, Loaded};
+use refresher::Failure;
+use refresher::{ConfigSource, Loaded};
 use report::{Check, Report};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -105,7 +105,7 @@ pub fn run(req: &CheckRequest) -> Report {
         (None, None) if own != Path::new(common::DEFAULT_CONFIG_PATH) => (own, ConfigOrigin::Env),
         (None, None) => (own, ConfigOrigin::Default),
     };
-    let loaded = run::load_config(&ConfigSource::Path(config_path.clone()));
+    let loaded = refresher::load_config(&ConfigSource::Path(config_path.clone()));
     let reads = postfix_reads.as_ref().map(|(p, w)| (p.as_path(), *w));
     r.push(match &loaded {
         Ok(l) => verdict::config(&config_path, &origin, Ok(l.config()), reads),
@@ -152,10 +152,7 @@ pub fn run(req: &CheckRequest) -> Report {
         elf::host_machine(),
     ));
     let mode = config.map_or(SandboxMode::default(), |c| c.sandbox);
-    r.push(verdict::sandbox(
-        mode,
-        &refresher::sandbox::kernel_support(),
-    ));
+    r.push(verdict::sandbox(mode, &refresher::kernel_support()));
 
     // The token file, as smtp opens it.
     let place = places
@@ -184,7 +181,7 @@ pub fn run(req: &CheckRequest) -> Report {
             r.push(verdict::overrides(&path, &l.config().path, &list));
             // A refused override already failed above, with its fix.
             if let Ok(settings) = Settings::resolve(l.config(), t) {
-                let prepared = run::prepare_request(l, t, &settings, &path);
+                let prepared = refresher::prepare_request(l, t, &settings, &path);
                 prepared_ok = prepared.is_ok();
                 r.push(verdict::settings(
                     l.config(),
@@ -221,7 +218,7 @@ pub fn run(req: &CheckRequest) -> Report {
             su,
             &accounts,
         ));
-        let lock_path = refresher::lock::lock_path(&path);
+        let lock_path = refresher::lock_path(&path);
         let (lock_state, held) = probe_lock(&lock_path);
         r.push(verdict::temp_files(&dir, &temp_files(&path, &dir), held));
         r.push(verdict::lock(&lock_path, &lock_state, held, su, &accounts));
@@ -229,7 +226,7 @@ pub fn run(req: &CheckRequest) -> Report {
     }
     r.push(apparmor_check(&helper_path));
 
-    if !refresher::privdrop::is_root() {
+    if !refresher::is_root() {
         for c in &mut r.checks {
             hint_root(c);
         }
@@ -535,16 +532,16 @@ fn online_check(
             format!("chmod 600 {} and check its contents", path.display()),
         );
     }
-    let settings = match run::resolve(l.config(), t, path) {
+    let settings = match refresher::resolve(l.config(), t, path) {
         Ok(s) => s,
         Err(f) => return Check::fail(N, format!("not attempted: {f}"), "see the overrides check"),
     };
-    let host = refresher::http::Endpoint::parse(&settings.token_endpoint)
+    let host = refresher::Endpoint::parse(&settings.token_endpoint)
         .map(|e| e.display_host())
         .unwrap_or_default();
     let google = host.ends_with("google.com") || host.ends_with("googleapis.com");
     let start = Instant::now();
     // As a refresh does: as the token's owner, in the helper's sandbox.
-    let result = run::request_without_storing(l, path, t);
+    let result = refresher::request_without_storing(l, path, t);
     verdict::online(path, &host, result.as_ref(), start.elapsed(), google)
 }

@@ -13,10 +13,10 @@ use common::policy::{freshness, Freshness};
 use common::settings::{Override, Verdict};
 use common::token::Grant;
 use common::{Config, Settings, TokenFile};
-use refresher::error::Failure;
-use refresher::oauth::Granted;
-use refresher::run::Prepared;
-use refresher::sandbox::{decide, Support, Wall};
+use refresher::Failure;
+use refresher::Granted;
+use refresher::Prepared;
+use refresher::{decide_sandbox as decide, Support, Wall};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -693,7 +693,7 @@ pub enum LockState {
     Unreadable(String),
 }
 
-/// The lock file beside the token (see [`refresher::lock`]).
+/// The lock file beside the token (see [`refresher::lock_path`]).
 pub fn lock(
     path: &Path,
     state: &LockState,
@@ -1404,7 +1404,7 @@ mod tests {
     use super::super::report::Status;
     use super::*;
     use common::secret::Secret;
-    use refresher::sandbox::Support;
+    use refresher::Support;
 
     fn user(name: &str, uid: u32, gids: &[u32]) -> SmtpUser {
         SmtpUser {
@@ -2020,8 +2020,8 @@ mod tests {
 
     #[test]
     fn online_verdicts() {
-        use refresher::error::ProviderFailure;
-        use refresher::oauth::ResponseError;
+        use refresher::ProviderFailure;
+        use refresher::ResponseError;
         use Status::{Fail, Ok as Good, Warn};
         let t = Path::new("/t");
         let g = Granted {

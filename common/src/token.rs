@@ -166,10 +166,42 @@ impl TokenFile {
         if let Some(r) = rotated_refresh_token {
             out.insert("refresh_token".into(), r.expose().into());
         }
-        let mut bytes =
-            serde_json::to_vec_pretty(&Value::Object(out)).expect("a JSON map always serializes");
-        bytes.push(b'\n');
-        Zeroizing::new(bytes)
+        file_bytes(Value::Object(out))
+    }
+}
+
+/// `doc` as a token file's bytes (pretty JSON and a newline): the one
+/// serializer of token files. The buffer is sized before anything is
+/// written into it (a growing Vec would leave unwiped copies of the
+/// secrets behind) and wiped on drop; every string in `doc` is wiped
+/// before this returns.
+pub fn file_bytes(mut doc: Value) -> Zeroizing<Vec<u8>> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer_pretty(&mut n, &doc).expect("a JSON value always serializes");
+    let mut out = Zeroizing::new(Vec::with_capacity(n.0 + 1));
+    serde_json::to_writer_pretty(&mut *out, &doc).expect("a JSON value always serializes");
+    out.push(b'\n');
+    wipe(&mut doc);
+    out
+}
+
+fn wipe(v: &mut Value) {
+    use zeroize::Zeroize;
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(m) => m.values_mut().for_each(wipe),
+        _ => {}
     }
 }
 
@@ -193,18 +225,7 @@ pub fn authorised(
     out.insert("access_token".into(), access_token.expose().into());
     out.insert("refresh_token".into(), refresh_token.expose().into());
     out.insert("expiry".into(), expiry.to_string().into());
-    let mut value = Value::Object(out);
-    let mut bytes = serde_json::to_vec_pretty(&value).expect("a JSON map always serializes");
-    bytes.push(b'\n');
-    if let Value::Object(m) = &mut value {
-        use zeroize::Zeroize;
-        for (_, v) in m.iter_mut() {
-            if let Value::String(s) = v {
-                s.zeroize();
-            }
-        }
-    }
-    Ok(Zeroizing::new(bytes))
+    Ok(file_bytes(Value::Object(out)))
 }
 
 #[cfg(test)]
@@ -215,6 +236,20 @@ mod tests {
 
     fn parse(s: &str) -> Result<TokenFile, FileError> {
         TokenFile::parse(s.as_bytes(), Path::new(P))
+    }
+
+    #[test]
+    fn file_bytes_fill_a_buffer_that_never_grew() {
+        let doc = serde_json::json!({"refresh_token": "r", "n": [1, "two"], "o": {"k": "v"}});
+        let bytes = file_bytes(doc.clone());
+        assert_eq!(bytes.capacity(), bytes.len());
+        assert!(bytes.ends_with(b"}\n"));
+        assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), doc);
+        let mut w = doc;
+        wipe(&mut w);
+        assert_eq!(w["refresh_token"], "");
+        assert_eq!(w["n"][1], "");
+        assert_eq!(w["o"]["k"], "");
     }
 
     #[test]

@@ -15,8 +15,7 @@ use common::policy::{freshness, Freshness};
 use common::{urlenc, Config, Settings, TokenFile};
 use fuzzkit::{assert_no_mark, assert_no_secret, planted_values, split};
 use libfuzzer_sys::fuzz_target;
-use refresher::http::{Endpoint, ProxySpec};
-use refresher::oauth::form_body;
+use refresher::{form_body, Endpoint, ProxySpec};
 use std::path::Path;
 
 const SECRET_KEYS: &[&str] = &["refresh_token", "access_token", "client_secret"];

@@ -11,7 +11,7 @@ use common::handoff::Handoff;
 use common::Config;
 use fuzzkit::assert_no_mark;
 use libfuzzer_sys::fuzz_target;
-use refresher::http::Trust;
+use refresher::Trust;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

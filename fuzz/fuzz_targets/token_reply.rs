@@ -14,7 +14,7 @@
 use common::Secret;
 use fuzzkit::{assert_no_secret, CLIENT_SECRET, REFRESH};
 use libfuzzer_sys::fuzz_target;
-use refresher::oauth::{
+use common::oauth::{
     parse_response, sanitise_description, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN,
 };
 
@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 !msg.chars().any(char::is_control),
                 "control character in {msg:?}"
             );
-            if let refresher::oauth::ResponseError::OAuth {
+            if let common::oauth::ResponseError::OAuth {
                 error,
                 description,
                 summary,

@@ -5,7 +5,7 @@
 
 use check::CheckRequest;
 use clap::Parser;
-use refresher::run::{ConfigSource, Request};
+use refresher::{ConfigSource, Request};
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::PathBuf;

@@ -13,7 +13,7 @@
 //! code that runs another program (`postconf`); the command line is parsed
 //! first and a refresh never calls into it.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod cli;
 
@@ -41,24 +41,22 @@ fn main() -> ExitCode {
     // Root runs as the token file's owner (see privdrop.rs); a config file
     // root may read is read first.
     let mut preloaded = None;
-    if refresher::privdrop::is_root()
-        && refresher::privdrop::target_user(&request.token_path).is_some()
-    {
-        if !matches!(request.config, refresher::run::ConfigSource::Fd(_)) {
-            preloaded = Some(refresher::run::load_config(&request.config));
+    if refresher::is_root() && refresher::target_user(&request.token_path).is_some() {
+        if !matches!(request.config, refresher::ConfigSource::Fd(_)) {
+            preloaded = Some(refresher::load_config(&request.config));
         }
-        if let Err(e) = refresher::privdrop::drop_to_token_owner(&request.token_path) {
+        if let Err(e) = refresher::drop_to_token_owner(&request.token_path) {
             println!("error: {e}");
             return code(common::exit::OSERR);
         }
     }
-    if let Err(e) = refresher::sandbox::harden_process(&request.keep_fds()) {
+    if let Err(e) = refresher::harden_process(&request.keep_fds()) {
         println!("error: sandbox setup failed: {e}");
         return code(common::exit::OSERR);
     }
     // The handshake: the plugin writes the config handoff only after this
     // line, so it never sits in the pipe of a dumpable process.
-    if matches!(request.config, refresher::run::ConfigSource::Fd(_)) {
+    if matches!(request.config, refresher::ConfigSource::Fd(_)) {
         match refresher::dumpable() {
             Ok(false) => {
                 let mut out = std::io::stdout();
@@ -77,7 +75,7 @@ fn main() -> ExitCode {
         }
     }
     let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        refresher::run::run_with(&request, preloaded)
+        refresher::run_with(&request, preloaded)
     })) {
         Ok(o) => o,
         Err(_) => {

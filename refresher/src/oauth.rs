@@ -11,12 +11,12 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 pub use common::oauth::{
-    parse_response, sanitise_description, Granted, Reaction, ResponseError, DEFAULT_EXPIRES_IN,
-    MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN, MAX_RESPONSE_SIZE,
+    parse_response, Granted, Reaction, ResponseError, MAX_EXPIRES_IN, MAX_RESPONSE_SIZE,
 };
 
 /// A request that cannot even be built from the settings: a config problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // each names the missing field
 pub enum RequestError {
     /// No `client_id` anywhere.
     MissingClientId,

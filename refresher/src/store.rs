@@ -236,6 +236,23 @@ impl PendingFile {
     }
 }
 
+/// Replace `target` atomically with `doc` as a token file's bytes
+/// ([`common::token::file_bytes`]: a buffer that never grew, wiped on drop,
+/// and every string of `doc` wiped), keeping `old`'s owner (when we may)
+/// and mode, as [`PendingFile`] does. Returns whether the owner could not
+/// be kept.
+pub fn write_json(
+    target: &Path,
+    doc: serde_json::Value,
+    old: FileMeta,
+) -> Result<bool, StoreError> {
+    let bytes = common::token::file_bytes(doc);
+    let pending = PendingFile::create(target, old, bytes.len() as u64)?;
+    let owner_changed = pending.owner_changed;
+    pending.commit(&bytes)?;
+    Ok(owner_changed)
+}
+
 impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
@@ -308,6 +325,27 @@ mod tests {
         std::fs::write(&t, b"x").unwrap();
         let e = crate::sys::rename_noreplace(&t, &other).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn json_document_replaces_keeping_mode() {
+        let d = tmpdir("json");
+        let t = d.join("tok.json");
+        std::fs::write(&t, b"{}").unwrap();
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let meta = FileMeta::of(&std::fs::metadata(&t).unwrap());
+        let doc = serde_json::json!({"refresh_token": "r", "n": [1, 2]});
+        assert!(!write_json(&t, doc.clone(), meta).unwrap());
+        let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&t).unwrap()).unwrap();
+        assert_eq!(back, doc);
+        assert!(std::fs::read(&t).unwrap().ends_with(b"}\n"));
+        assert_eq!(
+            std::fs::metadata(&t).unwrap().mode() & 0o777,
+            0o600,
+            "mode kept"
+        );
+        assert_eq!(entries(&d), ["tok.json"]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

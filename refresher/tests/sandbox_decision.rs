@@ -3,7 +3,7 @@
 //! of the syscall allow-list.
 
 use common::config::SandboxMode::{BestEffort, Required};
-use refresher::sandbox::{allow_list, decide, kernel_support, Support, Wall};
+use refresher::{allow_list, decide_sandbox as decide, kernel_support, Support, Wall};
 
 fn kernel(landlock: Result<i32, &str>, seccomp: bool) -> Support {
     Support {

@@ -99,22 +99,21 @@ pub fn test_token_refresh(token_path: &Path, config_arg: Option<&Path>) -> ExitC
 }
 
 /// One refresh request with the token file's settings, made by the
-/// helper's own code (`refresher::run::request_without_storing`: same body,
+/// helper's own code (`refresher::request_without_storing`: same body,
 /// trust, route, retry, time budget and trust rule, as the token file's
 /// owner and in the helper's sandbox), without the lock, and never writing
 /// the file. `Ok` holds a one-line summary (fingerprints
 /// only), `Err` the reason with its fix.
 fn refresh_once(config: Config, token: &TokenFile, path: &Path) -> Result<String, String> {
-    use refresher::error::Failure;
-    use refresher::oauth::ResponseError;
+    use refresher::{Failure, ResponseError};
 
     // The trust rule refuses (inside request_without_storing) before
     // anything is sent; the endpoint here only picks the wording.
     let endpoint = Settings::resolve(&config, token)
         .map(|s| s.token_endpoint)
         .unwrap_or_default();
-    let loaded = refresher::run::Loaded::from_config(config);
-    match refresher::run::request_without_storing(&loaded, path, token) {
+    let loaded = refresher::Loaded::from_config(config);
+    match refresher::request_without_storing(&loaded, path, token) {
         Ok(g) => {
             let mut s = format!(
                 "the endpoint issued a new access token ({}, expires in {} s); {} was not changed",

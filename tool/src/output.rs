@@ -252,14 +252,14 @@ pub(crate) fn read_old(path: &Path, kind: FileKind) -> Result<Option<Old>, ToolE
 pub(crate) fn lock(
     token: &Path,
     owner: Option<FileMeta>,
-) -> Result<refresher::lock::TokenLock, ToolError> {
-    let owner = owner.map(|m| refresher::lock::LockOwner {
+) -> Result<refresher::TokenLock, ToolError> {
+    let owner = owner.map(|m| refresher::LockOwner {
         uid: m.uid,
         gid: m.gid,
         mode: m.mode,
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    refresher::lock::acquire(token, owner, deadline).map_err(|e| {
+    refresher::lock_token(token, owner, deadline).map_err(|e| {
         output_err(
             token,
             e.to_string(),

@@ -332,7 +332,7 @@ fn split_waits_for_a_running_refresh() {
     let tok = account(d.path());
     // Hold the refresh lock as the helper does during a refresh.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let held = refresher::lock::acquire(&tok, None, deadline).unwrap();
+    let held = refresher::lock_token(&tok, None, deadline).unwrap();
     let t = Tool::spawn(&["split-secrets".to_string(), tok.display().to_string()]);
     std::thread::sleep(std::time::Duration::from_millis(700));
     assert!(!secrets_dir(&tok).exists(), "wrote while the lock was held");

@@ -2,15 +2,14 @@
 //! code and policy function as sasl-xoauth2-refresh, then tries ONE action
 //! named on the command line and prints `result: ok ...` or
 //! `result: errno N`. Walls that kill (seccomp, rlimits) show as the exit
-//! signal. The `https` action uses the helper's own client (refresher::http).
+//! signal. The `https` action uses the helper's own client (`refresher::Client`).
 //! Driven by tests/sandbox_walls.rs.
 //!
 //! sandbox-probe --token PATH --port N [--mode required|best-effort]
 //!               [--keep-fd N] [--read PATH] [--ca PEM] [--thread] ACTION [ARG]
 
 use common::config::SandboxMode;
-use refresher::http::{Client, Endpoint, Route, Trust};
-use refresher::sandbox::{harden_process, lock_down, Policy};
+use refresher::{harden_process, lock_down, Client, Endpoint, Policy, Route, Trust};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -368,7 +367,7 @@ fn status() {
     println!("OpenFds:\t{}", open.join(","));
 }
 
-/// The helper's own HTTP client (refresher::http), set up as run.rs does:
+/// The helper's own HTTP client (`refresher::Client`), set up as the refresh does:
 /// the endpoint resolved before lock-down, so no DNS afterwards.
 fn https_client(pem: &[u8], url: &str) -> (Client, String) {
     let route = Route {

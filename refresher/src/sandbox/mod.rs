@@ -14,9 +14,9 @@ mod landlock_rules;
 mod policy;
 mod seccomp_filter;
 mod support;
-mod sys;
 
-pub use landlock_rules::PINNED_ABI;
+use crate::sys::sandbox as sys;
+
 pub use policy::Policy;
 pub use seccomp_filter::allow_list;
 pub use support::{decide, kernel_support, Support, Wall};

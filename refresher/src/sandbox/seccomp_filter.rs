@@ -153,8 +153,7 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
             O_RDONLY as u64,
         )?])?],
         Args::AbortSelf => {
-            // SAFETY: getpid has no preconditions and cannot fail.
-            let pid = unsafe { getpid() } as u64;
+            let pid = crate::sys::getpid() as u64;
             vec![set(vec![
                 c(0, Op::Eq, pid)?,
                 c(2, Op::Eq, SIGABRT as u64)?,

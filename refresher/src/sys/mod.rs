@@ -1,6 +1,16 @@
-//! The few system calls std does not wrap (or wraps only in newer Rust than
-//! our MSRV). Every `unsafe` block of the helper outside `sandbox/` is here.
+//! The system calls std does not wrap (or wraps only in newer Rust than our
+//! MSRV): the only module of this crate allowed `unsafe` (lib.rs denies it
+//! everywhere else). Raw calls are checked with `common::errno::cerr` and
+//! retried on EINTR with `common::errno::retry_eintr`.
+//!
+//! * this file: locking, disk reservation, the inherited handoff
+//!   descriptor, dumpable/secure-execution flags, user ids, held signals;
+//! * [`sandbox`]: the calls behind `crate::sandbox` (descriptors, signal
+//!   dispositions, prctl, rlimits, capabilities, landlock/seccomp probes).
 
+pub mod sandbox;
+
+use common::errno::{cerr, retry_eintr};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -8,19 +18,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// `flock(fd, LOCK_EX | LOCK_NB)`: Ok(true) when we got the lock, Ok(false)
 /// when another process holds it.
 pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
-    loop {
+    let r = retry_eintr(|| {
         // SAFETY: flock only reads the descriptor number and flags; `file`
         // keeps the descriptor open for the duration of the call.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(e),
-        }
+        cerr(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) })
+    });
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -33,10 +39,10 @@ pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Res
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
     };
     let (from, to) = (c(from)?, c(to)?);
-    loop {
+    retry_eintr(|| {
         // SAFETY: both pointers are NUL-terminated strings that outlive the
         // call; renameat2 only reads them.
-        let r = unsafe {
+        cerr(unsafe {
             libc::renameat2(
                 libc::AT_FDCWD,
                 from.as_ptr(),
@@ -44,15 +50,9 @@ pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Res
                 to.as_ptr(),
                 libc::RENAME_NOREPLACE,
             )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
+        })
+    })
+    .map(drop)
 }
 
 /// Reserve `len` bytes of disk for `file` without changing its size
@@ -61,19 +61,22 @@ pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> io::Res
 /// cannot reserve space (then nothing is gained, nothing lost).
 pub fn reserve_space(file: &File, len: u64) -> io::Result<()> {
     let len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
-    loop {
+    let r = retry_eintr(|| {
         // SAFETY: fallocate only reads its integer arguments; `file` keeps
         // the descriptor open for the duration of the call.
-        let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
-        if r == 0 {
-            return Ok(());
+        cerr(unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) })
+    });
+    match r {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL)
+            ) =>
+        {
+            Ok(())
         }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => return Ok(()),
-            _ => return Err(e),
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -85,10 +88,7 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: F_GETFD only queries the descriptor's flags; an unknown
     // descriptor makes it fail with EBADF, nothing else happens.
-    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    cerr(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
     // SAFETY: the descriptor is open (checked just above) and was handed to
     // this process by its parent for exactly this use; nothing else in the
     // helper refers to it, so the OwnedFd is its only owner and closes it.
@@ -100,10 +100,7 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
 pub fn dumpable() -> io::Result<bool> {
     // SAFETY: PR_GET_DUMPABLE takes no pointer arguments and only reads a
     // flag of this process.
-    let r = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let r = cerr(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) })?;
     Ok(r != 0)
 }
 
@@ -113,6 +110,13 @@ pub fn secure_execution() -> bool {
     // SAFETY: getauxval only reads the auxiliary vector the kernel placed
     // in this process; it has no preconditions.
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// This process's id, as the kernel's `getpid` returns it (std has only
+/// `process::id`, a u32).
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
 }
 
 /// The effective user id.
@@ -125,23 +129,15 @@ pub fn euid() -> u32 {
 /// and saved ids all set (so there is no way back), then verified.
 pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: setgroups with a count of 0 does not read the list pointer.
-    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    cerr(unsafe { libc::setgroups(0, std::ptr::null()) })?;
     // SAFETY: setresgid only reads its integer arguments.
-    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    cerr(unsafe { libc::setresgid(gid, gid, gid) })?;
     // SAFETY: setresuid only reads its integer arguments.
-    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    cerr(unsafe { libc::setresuid(uid, uid, uid) })?;
     let (mut r, mut e, mut s) = (0, 0, 0);
     // SAFETY: getresuid writes three u32 values through pointers to locals
     // that live for the duration of the call.
-    if unsafe { libc::getresuid(&mut r, &mut e, &mut s) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    cerr(unsafe { libc::getresuid(&mut r, &mut e, &mut s) })?;
     if (r, e, s) != (uid, uid, uid) {
         return Err(io::Error::other("user ids did not change"));
     }

@@ -1,15 +1,12 @@
-//! The raw system calls behind the sandbox steps: the only `unsafe` in
-//! sandbox/. Each wrapper is one call, checked, with a plain error string.
+//! The raw system calls behind the sandbox steps (`crate::sandbox` itself
+//! has no `unsafe`). Each wrapper is one call, checked, with a plain error
+//! string.
 
-use std::io::Error;
+use common::errno::{cerr, MinusOne};
 use std::os::fd::RawFd;
 
-fn check(what: &str, rc: libc::c_long) -> Result<libc::c_long, String> {
-    if rc < 0 {
-        Err(format!("{what}: {}", Error::last_os_error()))
-    } else {
-        Ok(rc)
-    }
+fn check<T: MinusOne>(what: &str, rc: T) -> Result<T, String> {
+    cerr(rc).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Close every descriptor from `first` to `last` (inclusive).
@@ -70,8 +67,9 @@ pub fn set_signal(sig: i32, handler: libc::sighandler_t) -> Result<(), String> {
 
 /// Unblock every signal.
 pub fn unblock_all_signals() -> Result<(), String> {
-    let empty: u64 = 0; // the kernel's sigset_t: 64 bits, including 32 and 33
-                        // SAFETY: `empty` outlives the call; the old mask is not requested.
+    // The kernel's sigset_t: 64 bits, including signals 32 and 33.
+    let empty: u64 = 0;
+    // SAFETY: `empty` outlives the call; the old mask is not requested.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
@@ -90,7 +88,7 @@ pub fn prctl(what: &str, option: i32, arg2: u64, arg3: u64) -> Result<i32, Strin
     // SAFETY: every option used here (DUMPABLE, NO_NEW_PRIVS, CAPBSET_READ,
     // CAP_AMBIENT) takes plain integers, no pointers.
     let rc = unsafe { libc::prctl(option, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
-    check(what, rc.into()).map(|r| r as i32)
+    check(what, rc)
 }
 
 /// Lower a resource limit to `value` (never raise the hard limit).
@@ -101,7 +99,7 @@ pub fn lower_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Result<(
     };
     // SAFETY: getrlimit writes into the local `lim` only.
     let rc = unsafe { libc::getrlimit(resource, &mut lim) };
-    check(&format!("getrlimit({resource})"), rc.into())?;
+    check(&format!("getrlimit({resource})"), rc)?;
     let v = value.min(lim.rlim_max);
     let lim = libc::rlimit {
         rlim_cur: v,
@@ -109,7 +107,7 @@ pub fn lower_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Result<(
     };
     // SAFETY: setrlimit reads the local `lim` only.
     let rc = unsafe { libc::setrlimit(resource, &lim) };
-    check(&format!("setrlimit({resource})"), rc.into()).map(drop)
+    check(&format!("setrlimit({resource})"), rc).map(drop)
 }
 
 /// The effective, permitted and inheritable capability sets, as raw 64-bit
@@ -156,11 +154,9 @@ pub fn landlock_abi() -> Result<i32, i32> {
             1u32,
         )
     };
-    if rc < 0 {
-        Err(Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(rc as i32)
-    }
+    cerr(rc)
+        .map(|v| v as i32)
+        .map_err(|e| e.raw_os_error().unwrap_or(0))
 }
 
 /// Whether seccomp filters with the kill-process action are available.
