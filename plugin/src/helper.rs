@@ -1,8 +1,8 @@
 //! The plugin's side of the refresh helper: what it loads at init (before
 //! Postfix chroots), how it calls the helper, how it reads the result.
 
-use crate::ffi::spawn::{self, Exec, Termination};
 use crate::session::Refresher;
+use crate::spawn::{self, Exec, Termination};
 use common::handoff::Handoff;
 use common::{exit, Config};
 use std::ffi::CString;
@@ -89,7 +89,7 @@ impl Refresher for Helper {
     }
 
     fn refresh_in_background(&self, token: &Path, rejected: Option<&str>) -> Result<(), String> {
-        if spawn::lock_held(&common::token::lock_path(token)) {
+        if lock_held(&common::token::lock_path(token)) {
             return Ok(()); // a refresh of this token is already running
         }
         spawn::run_detached(
@@ -100,6 +100,25 @@ impl Refresher for Helper {
         )
         .map_err(|e| format!("cannot start the refresh helper: {e}"))
     }
+}
+
+/// Whether another process holds the refresh lock file `lock` (an
+/// exclusive `flock`, as the helper takes it), probed with a shared lock
+/// (AppArmor counts an exclusive one as a write). Opens it read-only
+/// without following links: the plugin never creates or writes files. A
+/// missing file means "not held".
+fn lock_held(lock: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(lock)
+    else {
+        return false;
+    };
+    // Closing the file releases the shared lock if we got it.
+    matches!(crate::sys::try_lock_shared(&file),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK))
 }
 
 /// The helper's one-line status (stdout), or the last stderr line.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// Runs the refresh helper. The real one forks and execs
-/// `sasl-xoauth2-refresh` (see `ffi::spawn`); tests substitute their own.
+/// `sasl-xoauth2-refresh` (see `crate::spawn`); tests substitute their own.
 pub trait Refresher: Send + Sync {
     /// Refresh and wait (bounded by the config's `refresh_timeout`).
     /// Returns the helper's status line.
