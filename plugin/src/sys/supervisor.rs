@@ -5,7 +5,8 @@
 //! drop glue.
 //!
 //! It is an orphan in its own session (init reaps it), holds no descriptor
-//! of the host but its pipes, and ignores SIGPIPE. It forks the helper
+//! of the host but its pipes and the helper's executable, and ignores
+//! SIGPIPE. It forks the helper
 //! ([`super::child`]), hands it the config once the helper says it is
 //! non-dumpable, drains its output, reaps it (killing it only at the safety
 //! deadline), and writes one [`report`](crate::spawn::report) to the host.
