@@ -174,6 +174,33 @@ mod tests {
     }
 
     #[test]
+    fn lock_held_sees_only_another_holder_of_the_real_file() {
+        let dir = std::env::temp_dir().join(format!("sx-lock-held-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let lock = dir.join("token.lock");
+        assert!(!lock_held(&lock), "a missing file is not held");
+        std::fs::write(&lock, b"").unwrap();
+        assert!(!lock_held(&lock), "nobody holds it");
+        // flock is per open file: this one stands for the helper's.
+        let helper = std::fs::File::open(&lock).unwrap();
+        crate::sys::try_lock_exclusive(&helper).unwrap();
+        assert!(lock_held(&lock), "the helper holds it");
+        let link = dir.join("link.lock");
+        std::os::unix::fs::symlink(&lock, &link).unwrap();
+        assert!(!lock_held(&link), "a symlink is not followed");
+        assert!(
+            !lock_held(Path::new("/tmp/nul\0byte")),
+            "a NUL byte is no path"
+        );
+        drop(helper);
+        assert!(!lock_held(&lock), "released when the helper's file closes");
+        // The probe never created, wrote or truncated anything.
+        assert_eq!(std::fs::read(&lock).unwrap(), b"");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn args_end_options_before_the_path() {
         let args = |rejected| {
             Helper::args(Path::new("/t/-x"), rejected)

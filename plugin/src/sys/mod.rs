@@ -46,6 +46,13 @@ pub(crate) fn try_lock_shared(file: &std::fs::File) -> io::Result<()> {
     cerr(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) }).map(drop)
 }
 
+/// `flock(LOCK_EX | LOCK_NB)`, as the helper locks: for tests of the probe.
+#[cfg(test)]
+pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> io::Result<()> {
+    // SAFETY: the descriptor stays open for the call (borrowed from `file`).
+    cerr(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }).map(drop)
+}
+
 /// Whether `fd` is readable (or at EOF/error) within `timeout_ms`. False
 /// on timeout and on EINTR. Async-signal-safe.
 pub(crate) fn readable(fd: RawFd, timeout_ms: c_int) -> bool {
