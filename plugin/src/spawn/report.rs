@@ -22,8 +22,9 @@ pub(crate) enum Termination {
     /// No result in time (the host stopped waiting; the supervisor kills
     /// the helper only at its much later safety deadline).
     TimedOut,
-    /// Reaped by someone else (the host ignores SIGCHLD), or no complete
-    /// report: status unknown.
+    /// Status unknown: the supervisor's poll or waitpid failed, or no
+    /// complete report arrived (the supervisor died or could not fork the
+    /// helper).
     Unknown,
 }
 
