@@ -17,7 +17,8 @@
 //! skips the helper's `harden_process` until that last request.
 //!
 //! Layout: this file probes (files, postconf, xattrs, /proc, the kernel);
-//! [`verdict`] turns what was found into verdicts (pure, unit-tested);
+//! [`verdict`] (and [`split`], for the split-secrets layout) turn what was
+//! found into verdicts (pure, unit-tested);
 //! [`report`] prints them.
 
 #![deny(unsafe_code)]
@@ -27,6 +28,7 @@ mod elf;
 mod explain;
 pub mod postfix;
 pub mod report;
+mod split;
 #[allow(unsafe_code)]
 mod sys;
 mod verdict;
@@ -34,11 +36,14 @@ mod verdict;
 use accounts::Accounts;
 use common::config::{SandboxMode, DEFAULT_REFRESH_HELPER};
 use common::error::{FileError, FileKind, Problem};
+use common::secrets::SecretsFile;
+use common::token::Grant;
 use common::{Settings, TokenFile};
 use postfix::{Place, Probe, View};
 use refresher::Failure;
 use refresher::{ConfigSource, Loaded};
 use report::{Check, Report};
+use split::{AaMode, ClientSecretFound, Entry, MacState};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -160,13 +165,42 @@ pub fn run(req: &CheckRequest) -> Report {
         .find(|p| p.services.iter().any(|s| s == "smtp/unix"))
         .or(places.first());
     let path = place.map_or(given.clone(), |p| p.path.clone());
-    let token = read_token(&path);
-    r.push(verdict::token(
-        &path,
-        token.as_ref().map(|(t, len)| (t, *len)),
-        place.is_some(),
-    ));
-    let token = token.ok().map(|(t, _)| t);
+    // The layout, decided as the helper decides it: by lstat of D/secrets/N.
+    let secrets_path = common::secrets::secrets_path(&path);
+    let entry = probe_entry(&secrets_path);
+    let secrets = matches!(entry, Entry::File(_)).then(|| SecretsFile::load(&secrets_path));
+    let usable = secrets.as_ref().and_then(|s| s.as_ref().ok());
+    let token = read_token(&path, entry.is_split(), usable);
+    let token_has_refresh = match &token {
+        Ok(t) => Some(t.0.refresh_token.is_some() || t.0.grant == Grant::ClientCredentials),
+        Err(e) if e.problem == Problem::MissingField("refresh_token") => Some(false),
+        Err(_) => None,
+    };
+    r.push(match &token {
+        // Split, and the secrets file unusable: say where the refresh token
+        // should be (the secrets check says what is wrong with it).
+        Err(_) if entry.is_split() && token_has_refresh == Some(false) => Check::fail(
+            "token",
+            format!(
+                "{}: no refresh token: the split layout keeps it in {}, which is unusable (see the secrets check)",
+                path.display(),
+                secrets_path.display()
+            ),
+            match secrets.as_ref() {
+                Some(Err(e)) => e.fix(),
+                _ => "see the secrets check".into(),
+            },
+        ),
+        t => verdict::token(
+            &path,
+            t.as_ref().map(|(t, len, _)| (t, *len)),
+            place.is_some(),
+        ),
+    });
+    let (token, leftover) = match token {
+        Ok((t, _, leftover)) => (Some(t), leftover),
+        Err(_) => (None, Vec::new()),
+    };
     let mut prepared_ok = false;
     if let Some(t) = &token {
         r.push(verdict::token_keys(&path, t.field_names()));
@@ -225,6 +259,59 @@ pub fn run(req: &CheckRequest) -> Report {
         r.push(selinux_check(&path, &dir));
     }
     r.push(apparmor_check(&helper_path));
+
+    // The split layout: which one, the secrets, and whether smtp is kept out.
+    let secrets_dir = common::secrets::secrets_dir(&path);
+    r.push(split::layout(
+        &path,
+        &secrets_path,
+        &entry,
+        token_has_refresh,
+        &leftover,
+    ));
+    if entry.is_split() {
+        r.push(split::secrets(
+            &secrets_path,
+            &entry,
+            secrets.as_ref().map(Result::as_ref),
+        ));
+        let token_perm = meta.as_ref().map(perm);
+        if let Entry::File(p) = &entry {
+            r.push(split::secrets_mode(
+                &secrets_path,
+                p,
+                token_perm.as_ref(),
+                &accounts,
+            ));
+        }
+        let dir_perm = secrets_dir
+            .symlink_metadata()
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|m| perm(&m));
+        r.push(split::secrets_dir(
+            &secrets_dir,
+            dir_perm.as_ref(),
+            token_perm.as_ref(),
+            &accounts,
+        ));
+    }
+    if let Some(named) = config.and_then(|c| c.client_secret_file.as_deref()) {
+        let chroot = place.and_then(|p| p.chroot.as_deref());
+        r.push(client_secret_check(named, chroot, su, &accounts));
+    }
+    let mut mac = mac_state(&secrets_dir, &secrets_path);
+    if !entry.is_split() {
+        // What the split layout would get, labeled as the policy labels it.
+        mac.dir_type = Some(split::SELINUX_SECRET_TYPE.into());
+        mac.file_type = mac.dir_type.clone();
+    }
+    r.push(split::secrets_mac(
+        &path,
+        &secrets_path,
+        entry.is_split(),
+        &split::mac_protection(&mac, &secrets_dir),
+    ));
 
     if !refresher::is_root() {
         for c in &mut r.checks {
@@ -296,8 +383,14 @@ fn smtp_user(view: Option<&View>, accounts: &Accounts) -> Option<SmtpUser> {
 }
 
 /// The token file, read the way the helper reads it (no symlinks, regular
-/// file, size cap), with its size.
-fn read_token(path: &Path) -> Result<(TokenFile, u64), FileError> {
+/// file, size cap), with its size and, in the split layout (`split`), the
+/// secret fields it still holds. The secrets file's (`secrets`) win over
+/// those, as in the helper.
+fn read_token(
+    path: &Path,
+    split: bool,
+    secrets: Option<&SecretsFile>,
+) -> Result<(TokenFile, u64, Vec<&'static str>), FileError> {
     let file = common::fsread::open_regular(path, FileKind::Token)?;
     let len = file
         .metadata()
@@ -307,7 +400,88 @@ fn read_token(path: &Path) -> Result<(TokenFile, u64), FileError> {
         common::fsread::read_all_capped(file, common::MAX_FILE_SIZE)
             .map_err(|p| FileError::new(FileKind::Token, path, p))?,
     );
-    Ok((TokenFile::parse(&bytes, path)?, len))
+    let (token, leftover) = if split {
+        let parts = common::secrets::split_token(&bytes, path)?;
+        let leftover = [
+            ("refresh_token", parts.refresh_token.is_some()),
+            ("client_secret", parts.client_secret.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, held)| held.then_some(f))
+        .collect();
+        let t = match secrets {
+            Some(s) => TokenFile::parse(&with_secrets(&parts.token, s), path)?,
+            None => TokenFile::parse(&parts.token, path)?,
+        };
+        (t, leftover)
+    } else {
+        (TokenFile::parse(&bytes, path)?, Vec::new())
+    };
+    // Whether or not common accepts a token file without one, a refresh
+    // has nothing to send.
+    if token.refresh_token.is_none() && token.grant == Grant::RefreshToken {
+        return Err(FileError::new(
+            FileKind::Token,
+            path,
+            Problem::MissingField("refresh_token"),
+        ));
+    }
+    Ok((token, len, leftover))
+}
+
+/// The token file `stripped` of its secret fields, with those of the
+/// secrets file: the account as a refresh sees it.
+fn with_secrets(stripped: &[u8], s: &SecretsFile) -> zeroize::Zeroizing<Vec<u8>> {
+    use zeroize::Zeroize;
+    let mut m: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(stripped).unwrap_or_default();
+    m.insert("refresh_token".into(), s.refresh_token.expose().into());
+    if let Some(c) = &s.client_secret {
+        m.insert("client_secret".into(), c.expose().into());
+    }
+    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&m).unwrap_or_default());
+    for v in m.values_mut() {
+        if let serde_json::Value::String(s) = v {
+            s.zeroize();
+        }
+    }
+    bytes
+}
+
+/// What is at `p`, not following a final symlink.
+fn probe_entry(p: &Path) -> Entry {
+    match p.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Entry::Absent,
+        Err(e) => Entry::Unreadable(e.to_string()),
+        Ok(m) if m.file_type().is_symlink() => Entry::Symlink,
+        Ok(m) if m.is_dir() => Entry::Other("a directory"),
+        Ok(m) if m.is_file() => Entry::File(perm(&m)),
+        Ok(_) => Entry::Other("a special file"),
+    }
+}
+
+/// The config's client_secret_file, `named` as smtp sees it (inside
+/// `chroot` when smtp is chrooted).
+fn client_secret_check(
+    named: &Path,
+    chroot: Option<&Path>,
+    user: Option<&SmtpUser>,
+    accounts: &Accounts,
+) -> Check {
+    let path = match (chroot, named.strip_prefix("/")) {
+        (Some(root), Ok(rel)) => root.join(rel),
+        _ => named.to_path_buf(),
+    };
+    let entry = probe_entry(&path);
+    let loaded;
+    let found = match &entry {
+        Entry::File(p) => {
+            loaded = common::secrets::load_client_secret(&path);
+            ClientSecretFound::Loaded(*p, loaded.as_ref())
+        }
+        e => ClientSecretFound::Entry(e),
+    };
+    split::client_secret_file(named, &path, &found, user, accounts)
 }
 
 /// `dir`'s ancestors from `root` down (the ones smtp must be able to
@@ -465,12 +639,16 @@ fn label(p: &Path) -> Option<String> {
         })
 }
 
-fn selinux_check(path: &Path, dir: &Path) -> Check {
-    let enforcing = std::fs::read_to_string("/sys/fs/selinux/enforce")
+fn selinux_enforcing() -> Option<bool> {
+    std::fs::read_to_string("/sys/fs/selinux/enforce")
         .ok()
-        .map(|s| s.trim() == "1");
+        .map(|s| s.trim() == "1")
+}
+
+/// Whether the sasl_xoauth2 module is installed; `None` without a store.
+fn selinux_module() -> Option<bool> {
     // semodule's store: /var/lib/selinux/<policy>/active/modules/<prio>/<name>
-    let module = std::fs::read_dir("/var/lib/selinux").ok().map(|policies| {
+    std::fs::read_dir("/var/lib/selinux").ok().map(|policies| {
         policies.filter_map(Result::ok).any(|p| {
             std::fs::read_dir(p.path().join("active/modules"))
                 .map(|prios| {
@@ -480,7 +658,35 @@ fn selinux_check(path: &Path, dir: &Path) -> Check {
                 })
                 .unwrap_or(false)
         })
-    });
+    })
+}
+
+/// What decides whether smtp can read the secrets in `dir` (`file`).
+fn mac_state(dir: &Path, file: &Path) -> MacState {
+    let type_of = |p: &Path| label(p).and_then(|l| verdict::selinux_type(&l).map(String::from));
+    let fs = Path::new("/sys/kernel/security/apparmor");
+    let profiles = std::fs::read_to_string(fs.join("profiles")).unwrap_or_default();
+    let snippet_deny = std::fs::read_to_string(split::APPARMOR_SNIPPET)
+        .ok()
+        .map(|t| {
+            t.lines().map(str::trim).any(|l| {
+                !l.starts_with('#') && l.contains("deny") && l.contains("etc/tokens/secrets")
+            })
+        });
+    MacState {
+        selinux_enforcing: selinux_enforcing(),
+        selinux_module: selinux_module(),
+        dir_type: type_of(dir),
+        file_type: type_of(file),
+        apparmor: fs.exists(),
+        aa_smtp: AaMode::find(&profiles, split::is_smtp_profile),
+        aa_helper: AaMode::find(&profiles, |n| n == verdict::APPARMOR_PROFILE_NAME),
+        aa_snippet_deny: snippet_deny,
+    }
+}
+
+fn selinux_check(path: &Path, dir: &Path) -> Check {
+    let (enforcing, module) = (selinux_enforcing(), selinux_module());
     let file_label = path.symlink_metadata().ok().and_then(|_| label(path));
     verdict::selinux(
         path,

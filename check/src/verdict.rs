@@ -419,7 +419,16 @@ pub fn settings(
         s.client_id,
         from(o.client_id.is_some(), config.client_id.is_some())
     )];
-    if s.client_secret.is_empty() {
+    if let (Some(f), true, None) = (
+        &config.client_secret_file,
+        s.client_secret.is_empty(),
+        &o.client_secret,
+    ) {
+        parts.push(format!(
+            "client_secret from client_secret_file {} (see the client-secret-file check)",
+            q(f)
+        ));
+    } else if s.client_secret.is_empty() {
         parts.push("no client_secret (a public client)".into());
     } else {
         parts.push(format!(

@@ -31,7 +31,22 @@ const ALL_CHECKS: &[&str] = &[
     "lock",
     "selinux",
     "apparmor",
+    "layout",
+    "secrets-mac",
 ];
+
+/// The checks a split account adds after `layout`.
+const SPLIT_CHECKS: &[&str] = &["secrets", "secrets-mode", "secrets-dir"];
+
+/// Why this host keeps nothing from smtp: the CI kernel enforces neither
+/// SELinux nor AppArmor. `None` on a host with either (then only "not
+/// protected" is asserted: these scratch setups are never labeled or
+/// covered by a loaded smtp profile).
+fn no_mac_reason() -> Option<&'static str> {
+    (!Path::new("/sys/fs/selinux/enforce").exists()
+        && !Path::new("/sys/kernel/security/apparmor").exists())
+    .then_some("neither SELinux nor AppArmor is enforcing on this kernel")
+}
 
 fn names(run: &Run) -> Vec<&str> {
     run.lines.iter().map(|l| l.name.as_str()).collect()
@@ -53,7 +68,7 @@ fn a_correct_setup_passes_every_check() {
         run.expect_code(0);
         assert!(run
             .stdout
-            .ends_with("result: 0 FAIL, 0 warn, 20 ok (exit 0)\n"));
+            .ends_with("result: 0 FAIL, 0 warn, 22 ok (exit 0)\n"));
     }
     let dir = env.token_dir().display().to_string();
     let token = env.token.display().to_string();
@@ -130,7 +145,21 @@ fn a_correct_setup_passes_every_check() {
     )
     .expect("temp-files", OK, &["no leftover temp files"])
     .expect("lock", OK, &["does not exist yet"])
-    .expect("selinux", OK, &["no SELinux labels"]);
+    .expect("selinux", OK, &["no SELinux labels"])
+    .expect(
+        "layout",
+        OK,
+        &[&format!("single file (the refresh token is in {token})")],
+    )
+    .expect(
+        "secrets-mac",
+        OK,
+        &[
+            &format!("single file: the refresh token in {token} is readable by smtp; not protected from smtp: "),
+            no_mac_reason().unwrap_or(""),
+            &format!("`sasl-xoauth2-tool split-secrets {token}` keeps it out of smtp's reach"),
+        ],
+    );
     // Nothing written, nothing created, no request.
     assert_eq!(env.token_bytes(), before);
     assert_eq!(env.dir_entries(), entries);
@@ -1071,4 +1100,272 @@ fn run_as_another_user_it_says_to_run_it_as_root() {
     for s in env.provider.secrets() {
         assert!(!stdout.contains(&s));
     }
+}
+
+// ------------------------------------------------------------ split layout
+
+/// The split layout: said so, its secrets checked, and on this host (no
+/// MAC enforcing) a warning that smtp is not kept out, with the reason.
+#[test]
+fn split_layout_is_reported_with_its_secrets_and_mac_protection() {
+    for chroot in [false, true] {
+        let env = CheckEnv::new("split", chroot);
+        env.split();
+        let token_before = env.token_bytes();
+        let secrets_before = std::fs::read(env.secrets_file()).unwrap();
+        let entries = env.dir_entries();
+        let run = env.run(&[]);
+        let mut want = ALL_CHECKS.to_vec();
+        let at = want.iter().position(|n| *n == "layout").unwrap() + 1;
+        want.splice(at..at, SPLIT_CHECKS.iter().copied());
+        assert_eq!(names(&run), want, "{}", run.stdout);
+        let s = env.secrets_file().display().to_string();
+        let d = env.secrets_dir().display().to_string();
+        run.all_ok_except(&["apparmor", "secrets-mac"])
+            .expect_code(1)
+            .expect("layout", OK, &[&format!("split (secrets in {s})")])
+            .expect(
+                "secrets",
+                OK,
+                &[&format!("{s}: valid, refresh token sha256:")],
+            )
+            .expect(
+                "secrets-mode",
+                OK,
+                &[&format!("{s}: owner postfix:postfix, mode 0600")],
+            )
+            .expect(
+                "secrets-dir",
+                OK,
+                &[&format!("{d} (owner postfix:postfix, mode 0700)")],
+            )
+            // The refresh token comes from the secrets file, as in a refresh.
+            .expect("token", OK, &["refresh token sha256:"])
+            .expect("settings", OK, &["client_secret sha256:"])
+            .expect(
+                "secrets-mac",
+                WARN,
+                &[
+                    &format!("{s}: not protected from smtp: "),
+                    no_mac_reason().unwrap_or(""),
+                    "without an enforcing MAC policy a compromised smtp (same uid) can still read the secrets",
+                    "; fix: ",
+                    "semodule -i sasl_xoauth2.pp",
+                    &format!("restorecon -Rv {d}"),
+                    "aa-enforce",
+                ],
+            );
+        // The token check's fingerprint is the secrets file's refresh token.
+        let sec: serde_json::Value = serde_json::from_slice(&secrets_before).unwrap();
+        let fp = common::secret::Secret::new(sec["refresh_token"].as_str().unwrap()).fingerprint();
+        run.expect("secrets", OK, &[&fp])
+            .expect("token", OK, &[&fp]);
+        // Nothing written or created, no request.
+        assert_eq!(env.token_bytes(), token_before);
+        assert_eq!(std::fs::read(env.secrets_file()).unwrap(), secrets_before);
+        assert_eq!(env.dir_entries(), entries);
+        assert_eq!(env.provider.requests(), 0);
+    }
+}
+
+#[test]
+fn split_layout_leftover_and_missing_secrets() {
+    let env = CheckEnv::new("split-leftover", false);
+    let t = env.token.display().to_string();
+    let s = env.secrets_file().display().to_string();
+    // An interrupted split-secrets: secrets written, token file not yet.
+    let full = env.fresh_token(3600);
+    let rt = full["refresh_token"].clone();
+    mkdir(&env.secrets_dir(), 0o700, postfix_ids());
+    env.write_secrets(&json!({ "refresh_token": rt, "client_secret": "acct-secret-93xq" }));
+    let mut with_cs = full.clone();
+    with_cs["client_secret"] = json!("acct-secret-93xq");
+    env.write_token(&with_cs);
+    let mut env = env;
+    env.extra_secrets.push("acct-secret-93xq".into());
+    env.run(&[])
+        .expect(
+            "layout",
+            WARN,
+            &[
+                &format!("split (secrets in {s}), but {t} still holds refresh_token and client_secret, left by an interrupted split-secrets"),
+                "smtp can read it there",
+                &format!("; fix: finish the conversion: sasl-xoauth2-tool split-secrets {t}"),
+            ],
+        )
+        .expect("secrets", OK, &["client_secret sha256:", "(this account's own)"]);
+
+    // No refresh token anywhere: the secrets file is gone.
+    std::fs::remove_file(env.secrets_file()).unwrap();
+    let mut bare = full.clone();
+    bare.as_object_mut().unwrap().remove("refresh_token");
+    env.write_token(&bare);
+    let run = env.run(&[]);
+    run.expect_code(2).expect(
+        "layout",
+        FAIL,
+        &[
+            &format!("{t} holds no refresh_token and there is no secrets file {s}: refreshes fail"),
+            &format!("; fix: restore {s} from a backup, or get a new token: sasl-xoauth2-tool get-token {{gmail|outlook}} --split --overwrite-existing-token {t}"),
+        ],
+    );
+    assert!(!run.has("secrets"), "single layout: {}", run.stdout);
+}
+
+#[test]
+fn split_layout_bad_secrets_file_and_directory() {
+    let env = CheckEnv::new("split-bad", false);
+    env.split();
+    let s = env.secrets_file();
+    let sd = s.display().to_string();
+    let d = env.secrets_dir().display().to_string();
+    let good = std::fs::read(&s).unwrap();
+
+    // A symlink to a valid secrets file: refused, as the helper refuses it.
+    let real = env.root.join("real-secrets");
+    write(&real, &good, 0o600, postfix_ids());
+    std::fs::remove_file(&s).unwrap();
+    std::os::unix::fs::symlink(&real, &s).unwrap();
+    let run = env.run(&[]);
+    run.expect_code(2)
+        .expect("layout", OK, &["split"])
+        .expect(
+            "secrets",
+            FAIL,
+            &[&format!("{sd} is a symbolic link"), "; fix: replace it"],
+        )
+        .expect(
+            "token",
+            FAIL,
+            &[&format!(
+                "no refresh token: the split layout keeps it in {sd}, which is unusable"
+            )],
+        );
+    assert!(!run.has("secrets-mode"), "{}", run.stdout);
+    std::fs::remove_file(&s).unwrap();
+
+    // Loose mode, wrong owner.
+    write(&s, &good, 0o644, postfix_ids());
+    env.run(&[]).expect_code(2).expect(
+        "secrets-mode",
+        FAIL,
+        &[
+            "accessible to every user (mode 0644): it holds the refresh token",
+            &format!("; fix: chmod 600 {sd}"),
+        ],
+    );
+    write(&s, &good, 0o640, (0, 0));
+    env.run(&[]).expect(
+        "secrets-mode",
+        FAIL,
+        &[
+            "owner root:root, not postfix (the token file's owner",
+            "accessible to its group (mode 0640)",
+            &format!("; fix: chown postfix:postfix {sd} && chmod 600 {sd}"),
+        ],
+    );
+    write(&s, &good, 0o600, postfix_ids());
+
+    // The directory: group-writable fails, group-searchable warns.
+    chmod(&env.secrets_dir(), 0o770);
+    env.run(&[]).expect_code(2).expect(
+        "secrets-dir",
+        FAIL,
+        &["is writable by its group", &format!("chmod 700 {d}")],
+    );
+    chmod(&env.secrets_dir(), 0o755);
+    env.run(&[]).expect(
+        "secrets-dir",
+        WARN,
+        &["has mode 0755, not 0700", &format!("; fix: chmod 700 {d}")],
+    );
+    chmod(&env.secrets_dir(), 0o700);
+    chown(&env.secrets_dir(), (0, 0));
+    env.run(&[]).expect(
+        "secrets-dir",
+        FAIL,
+        &[
+            "is not owned by postfix, the token file's owner",
+            &format!("chown postfix:postfix {d}"),
+        ],
+    );
+    chown(&env.secrets_dir(), postfix_ids());
+
+    // Content: no refresh token, not JSON.
+    env.write_secrets(&json!({ "client_secret": "x" }));
+    env.run(&[])
+        .expect_code(2)
+        .expect("secrets", FAIL, &[&sd, "refresh_token", "--split"]);
+    write(&s, b"{", 0o600, postfix_ids());
+    env.run(&[])
+        .expect("secrets", FAIL, &["is not valid JSON", "--split"]);
+}
+
+#[test]
+fn client_secret_file_from_the_config() {
+    let mut env = CheckEnv::new("client-secret-file", false);
+    let secret = env.provider.client_secret().to_string();
+    let f = env.root.join("sasl-xoauth2.secret");
+    let fd = f.display().to_string();
+    write(&f, format!("{secret}\n").as_bytes(), 0o600, postfix_ids());
+    env.remove_config("client_secret");
+    env.set_config("client_secret_file", json!(fd));
+    let fp = common::secret::Secret::new(&secret).fingerprint();
+    let run = env.run(&[]);
+    run.expect(
+        "client-secret-file",
+        OK,
+        &[&format!(
+            "{fd}: client secret {fp}, owner postfix:postfix, mode 0600"
+        )],
+    )
+    .expect(
+        "settings",
+        OK,
+        &[&format!("client_secret from client_secret_file {fd}")],
+    );
+    let at = names(&run).iter().position(|n| *n == "layout").unwrap();
+    assert_eq!(names(&run)[at + 1], "client-secret-file");
+
+    write(&f, secret.as_bytes(), 0o644, postfix_ids());
+    env.run(&[]).expect_code(2).expect(
+        "client-secret-file",
+        FAIL,
+        &[
+            "is accessible to every user (mode 0644): it holds the client secret",
+            &format!("; fix: chmod 600 {fd}"),
+        ],
+    );
+    write(&f, secret.as_bytes(), 0o600, (0, 0));
+    env.run(&[]).expect(
+        "client-secret-file",
+        FAIL,
+        &[
+            "(owner root:root, mode 0600) cannot be read by postfix, the user smtp and the helper run as",
+            &format!("; fix: chown postfix {fd} && chmod 600 {fd}"),
+        ],
+    );
+    write(&f, b"\n", 0o600, postfix_ids());
+    env.run(&[]).expect(
+        "client-secret-file",
+        FAIL,
+        &[&fd, "put the client secret (and nothing else) into"],
+    );
+    std::fs::remove_file(&f).unwrap();
+    env.run(&[]).expect(
+        "client-secret-file",
+        FAIL,
+        &[
+            &format!("{fd} does not exist"),
+            "or remove client_secret_file from the config",
+        ],
+    );
+    let real = env.root.join("real.secret");
+    write(&real, secret.as_bytes(), 0o600, postfix_ids());
+    std::os::unix::fs::symlink(&real, &f).unwrap();
+    env.run(&[]).expect(
+        "client-secret-file",
+        FAIL,
+        &["is a symbolic link", &format!("replace the symlink {fd}")],
+    );
 }

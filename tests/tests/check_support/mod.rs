@@ -464,6 +464,36 @@ impl CheckEnv {
         write(&self.token, b, 0o600, postfix_ids());
     }
 
+    /// The split layout's secrets directory and file of the token.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.token_dir().join("secrets")
+    }
+
+    pub fn secrets_file(&self) -> PathBuf {
+        self.secrets_dir().join(self.token.file_name().unwrap())
+    }
+
+    /// Convert the account to the split layout by hand, as
+    /// `sasl-xoauth2-tool split-secrets` lays it out: `secrets/` 0700 and
+    /// the secrets file 0600, both postfix's; the token file keeps the rest.
+    pub fn split(&self) {
+        let mut t: Value = serde_json::from_slice(&self.token_bytes()).unwrap();
+        let rt = t.as_object_mut().unwrap().remove("refresh_token").unwrap();
+        mkdir(&self.secrets_dir(), 0o700, postfix_ids());
+        self.write_secrets(&json!({ "refresh_token": rt }));
+        self.write_token(&t);
+    }
+
+    /// Write the secrets file: mode 0600, owner postfix.
+    pub fn write_secrets(&self, v: &Value) {
+        write(
+            &self.secrets_file(),
+            v.to_string().as_bytes(),
+            0o600,
+            postfix_ids(),
+        );
+    }
+
     pub fn token_bytes(&self) -> Vec<u8> {
         std::fs::read(&self.token).unwrap()
     }
