@@ -38,10 +38,6 @@ fn owner_of(accounts: &Accounts, p: &Perm) -> String {
     )
 }
 
-fn chown_to(accounts: &Accounts, p: &Perm) -> String {
-    owner_of(accounts, p)
-}
-
 /// What is at `D/secrets/N` (lstat, never followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -184,7 +180,7 @@ pub fn secrets_mode(
             "owner {owner}, not {} (the token file's owner, as whom the helper reads and rewrites it)",
             accounts.user_name(t.uid)
         ));
-        fixes.push(format!("chown {} {}", chown_to(accounts, t), q(path)));
+        fixes.push(format!("chown {} {}", owner_of(accounts, t), q(path)));
     }
     if p.mode & 0o077 != 0 {
         let who = if p.mode & 0o007 != 0 {
@@ -234,7 +230,7 @@ pub fn secrets_dir(
     let fix = |t: &Perm| {
         format!(
             "chown {} {} && chmod 700 {}",
-            chown_to(accounts, t),
+            owner_of(accounts, t),
             q(dir),
             q(dir)
         )

@@ -1160,6 +1160,17 @@ fn split_layout_is_reported_with_its_secrets_and_mac_protection() {
         let fp = common::secret::Secret::new(sec["refresh_token"].as_str().unwrap()).fingerprint();
         run.expect("secrets", OK, &[&fp])
             .expect("token", OK, &[&fp]);
+        // Labels alone protect nothing: SELinux must enforce them.
+        if !chroot {
+            let label = "system_u:object_r:sasl_xoauth2_secret_t:s0";
+            set_selinux_label(&env.secrets_dir(), label);
+            set_selinux_label(&env.secrets_file(), label);
+            env.run(&[]).expect(
+                "secrets-mac",
+                WARN,
+                &["not protected from smtp: ", no_mac_reason().unwrap_or("")],
+            );
+        }
         // Nothing written or created, no request.
         assert_eq!(env.token_bytes(), token_before);
         assert_eq!(std::fs::read(env.secrets_file()).unwrap(), secrets_before);
