@@ -481,7 +481,18 @@ fn client_secret_check(
         }
         e => ClientSecretFound::Entry(e),
     };
-    split::client_secret_file(named, &path, &found, user, accounts)
+    let enforced_type = (selinux_enforcing() == Some(true))
+        .then(|| label(&path))
+        .flatten()
+        .map(|l| verdict::selinux_type(&l).unwrap_or("(none)").to_string());
+    split::client_secret_file(
+        named,
+        &path,
+        &found,
+        user,
+        accounts,
+        enforced_type.as_deref(),
+    )
 }
 
 /// `dir`'s ancestors from `root` down (the ones smtp must be able to

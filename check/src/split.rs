@@ -14,6 +14,12 @@ use std::path::Path;
 /// The SELinux type of secrets files and directories (selinux/sasl_xoauth2.fc).
 pub const SELINUX_SECRET_TYPE: &str = "sasl_xoauth2_secret_t";
 
+/// The client_secret_file paths the SELinux module labels.
+pub const SECRET_FILES: &[&str] = &[
+    "/etc/sasl-xoauth2.secret",
+    "/var/spool/postfix/etc/sasl-xoauth2.secret",
+];
+
 /// The secrets directories the SELinux module and the AppArmor snippet name.
 pub const SECRET_DIRS: &[&str] = &[
     "/etc/tokens/secrets",
@@ -289,13 +295,15 @@ pub enum ClientSecretFound<'a> {
 /// The config's `client_secret_file`: `named` as the config names it (as
 /// smtp sees it), `path` where this host has it (inside the chroot). It
 /// must be a regular file readable by the helper's user (smtp's), mode
-/// 0600, holding the secret.
+/// 0600, holding the secret. `enforced_type`: its SELinux type, when
+/// SELinux enforces.
 pub fn client_secret_file(
     named: &Path,
     path: &Path,
     found: &ClientSecretFound,
     user: Option<&SmtpUser>,
     accounts: &Accounts,
+    enforced_type: Option<&str>,
 ) -> Check {
     const N: &str = "client-secret-file";
     let shown = if named == path {
@@ -367,6 +375,24 @@ pub fn client_secret_file(
                 p.mode
             ),
             format!("chmod 600 {}", q(path)),
+        );
+    }
+    if let Some(t) = enforced_type.filter(|t| *t != SELINUX_SECRET_TYPE) {
+        let fix = if SECRET_FILES.iter().any(|f| path == Path::new(f)) {
+            format!("restorecon -v {}", q(path))
+        } else {
+            format!(
+                "semanage fcontext -a -t {SELINUX_SECRET_TYPE} '{}' && restorecon -v {}",
+                q(path),
+                q(path)
+            )
+        };
+        return Check::warn(
+            N,
+            format!(
+                "SELinux is enforcing and {shown} has type {t}, not {SELINUX_SECRET_TYPE}: the policy lets the helper read it, and keeps smtp out, only with that type"
+            ),
+            fix,
         );
     }
     match loaded {
@@ -911,6 +937,7 @@ mod tests {
             &ClientSecretFound::Loaded(good, Ok(&secret)),
             Some(&su),
             &a,
+            None,
         );
         assert_eq!(c.status, Good);
         assert!(
@@ -923,6 +950,7 @@ mod tests {
             &ClientSecretFound::Loaded(Perm { uid: 0, ..good }, Ok(&secret)),
             Some(&su),
             &a,
+            None,
         );
         assert_eq!(c.status, Fail);
         assert!(c.message.contains("cannot be read by postfix"), "{c:?}");
@@ -938,14 +966,36 @@ mod tests {
             ),
             Some(&su),
             &a,
+            None,
         );
         assert_eq!(c.fix.as_deref(), Some("chmod 600 /etc/sasl-xoauth2.secret"));
         for e in [Entry::Absent, Entry::Symlink, Entry::Other("a directory")] {
             assert_eq!(
-                client_secret_file(p, p, &ClientSecretFound::Entry(&e), None, &a).status,
+                client_secret_file(p, p, &ClientSecretFound::Entry(&e), None, &a, None).status,
                 Fail
             );
         }
+        // SELinux enforcing: the secret type, or a warning with the relabel.
+        let loaded = ClientSecretFound::Loaded(good, Ok(&secret));
+        let labeled = |t| client_secret_file(p, p, &loaded, Some(&su), &a, Some(t));
+        assert_eq!(labeled(SELINUX_SECRET_TYPE).status, Good);
+        let c = labeled("etc_t");
+        assert_eq!(c.status, Warn);
+        assert!(
+            c.message
+                .contains("has type etc_t, not sasl_xoauth2_secret_t"),
+            "{c:?}"
+        );
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("restorecon -v /etc/sasl-xoauth2.secret")
+        );
+        let o = Path::new("/srv/x.secret");
+        let c = client_secret_file(o, o, &loaded, Some(&su), &a, Some("etc_t"));
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("semanage fcontext -a -t sasl_xoauth2_secret_t '/srv/x.secret' && restorecon -v /srv/x.secret")
+        );
         let inside = Path::new("/var/spool/postfix/etc/sasl-xoauth2.secret");
         let c = client_secret_file(
             p,
@@ -953,6 +1003,7 @@ mod tests {
             &ClientSecretFound::Entry(&Entry::Absent),
             None,
             &a,
+            None,
         );
         assert!(
             c.message
