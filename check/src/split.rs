@@ -5,7 +5,9 @@
 
 use super::accounts::Accounts;
 use super::report::Check;
-use super::verdict::{may, Perm, SmtpUser, APPARMOR_PROFILE_FILE, APPARMOR_PROFILE_NAME};
+use super::verdict::{
+    may, owner_of, q, Perm, SmtpUser, APPARMOR_PROFILE_FILE, APPARMOR_PROFILE_NAME,
+};
 use common::error::FileError;
 use common::secret::Secret;
 use common::secrets::SecretsFile;
@@ -31,18 +33,6 @@ pub const APPARMOR_SNIPPET: &str = "/etc/apparmor.d/local/postfix-smtp-sasl-xoau
 
 /// The Postfix smtp profile the snippet belongs in.
 pub const APPARMOR_SMTP_PROFILE: &str = "/etc/apparmor.d/postfix-smtp";
-
-fn q(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn owner_of(accounts: &Accounts, p: &Perm) -> String {
-    format!(
-        "{}:{}",
-        accounts.user_name(p.uid),
-        accounts.group_name(p.gid)
-    )
-}
 
 /// What is at `D/secrets/N` (lstat, never followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +128,7 @@ pub fn secrets(
         (Entry::Symlink, _) => Check::fail(
             N,
             format!(
-                "{} is a symbolic link: the helper refuses it (it could point smtp's writes anywhere), so refreshes fail",
+                "{} is a symbolic link: the helper refuses it (a link could redirect its reads and writes), so refreshes fail",
                 q(path)
             ),
             restore,
@@ -225,7 +215,7 @@ pub fn secrets_dir(
     let Some(p) = p else {
         return Check::fail(
             N,
-            format!("{} is not a directory (or a symbolic link to one)", q(dir)),
+            format!("{} is a symbolic link or not a directory: the helper refuses it", q(dir)),
             format!(
                 "make it a real directory: install -d -o OWNER -m 700 {} (OWNER: the token file's owner), then restore the secrets files into it",
                 q(dir)

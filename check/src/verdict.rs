@@ -77,11 +77,11 @@ pub fn human_span(secs: i64) -> String {
     }
 }
 
-fn q(p: &Path) -> String {
+pub(crate) fn q(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn owner_of(accounts: &Accounts, p: &Perm) -> String {
+pub(crate) fn owner_of(accounts: &Accounts, p: &Perm) -> String {
     format!(
         "{}:{}",
         accounts.user_name(p.uid),
