@@ -338,3 +338,48 @@ fn online_requests_run_as_the_token_owner_in_the_helpers_sandbox() {
         assert!(!out.status.success(), "{what}: the provider hung: {out:?}");
     }
 }
+
+/// A split account: `--check --online` and the tool's test-token-refresh
+/// send the refresh token of the secrets file (the token file has none)
+/// and write neither file.
+#[test]
+fn online_and_test_token_refresh_read_the_secrets_file() {
+    let env = CheckEnv::new("online-split", false);
+    let mut tok = env.expired_token();
+    let rt = tok
+        .as_object_mut()
+        .unwrap()
+        .remove("refresh_token")
+        .unwrap();
+    env.write_token(&tok);
+    let dir = common::secrets::secrets_dir(&env.token);
+    let secrets = common::secrets::secrets_path(&env.token);
+    mkdir(&dir, 0o700, postfix_ids());
+    let body = serde_json::to_vec(&json!({ "refresh_token": rt })).unwrap();
+    write(&secrets, &body, 0o600, postfix_ids());
+    let (bytes, entries) = (env.token_bytes(), env.dir_entries());
+    env.run_text(&["--online"])
+        .expect("online", OK, &["access token sha256:"]);
+    let out = std::process::Command::new(testkit::bins::tool())
+        .args(["test-token-refresh"])
+        .arg(&env.token)
+        .arg("--config-file")
+        .arg(&env.config_path)
+        .output()
+        .unwrap();
+    let text = format!("{out:?}");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Token refresh succeeded."), "{text}");
+    for s in env.provider.secrets() {
+        assert!(!text.contains(&s), "secret in the tool's output: {text}");
+    }
+    let sent: Vec<_> = env
+        .provider
+        .recorded()
+        .iter()
+        .map(|r| r.field("refresh_token").map(str::to_owned))
+        .collect();
+    assert_eq!(sent, vec![rt.as_str().map(str::to_owned); 2]);
+    assert_nothing_written(&env, &bytes, &entries);
+    assert_eq!(std::fs::read(&secrets).unwrap(), body);
+}
