@@ -356,6 +356,48 @@ fn split_layout_rotation_under_a_herd() {
     rotation_under_a_herd(Layout::Split);
 }
 
+/// The helper-level herd of refresher_concurrency.rs in the split layout:
+/// 10 rounds of 20 helpers started at once, alternately on an expired token
+/// (exactly one request) and with `--force`; after each round the secrets
+/// file holds the one refresh token the provider accepts and the token file
+/// none.
+#[test]
+fn split_layout_rotation_under_concurrent_helpers() {
+    let env = Env::with_mode("split-herd", Mode::Rotating);
+    env.write_token(&env.expired_token());
+    split_secrets(&env.token);
+    let sp = secrets_path(&env.token);
+    for round in 0..10 {
+        let force = round % 2 == 1;
+        if !force {
+            let mut v = env.token_json();
+            v["expiry"] = json!("0");
+            env.write_token(&v);
+        }
+        let before = env.provider.requests();
+        let args: &[&str] = if force { &["--force"] } else { &[] };
+        let children: Vec<_> = (0..20).map(|_| env.spawn(args)).collect();
+        for c in children {
+            env.finish(c).expect_code(exit::OK);
+        }
+        if !force {
+            assert_eq!(env.provider.requests() - before, 1, "round {round}");
+        }
+        let token = env.token_json();
+        assert_split_token_file(&token);
+        assert!(env
+            .provider
+            .is_valid_access_token(token["access_token"].as_str().unwrap()));
+        let secrets: Value = serde_json::from_slice(&std::fs::read(&sp).unwrap()).unwrap();
+        assert_eq!(
+            env.provider.valid_refresh_tokens(),
+            vec![secrets["refresh_token"].as_str().unwrap().to_string()],
+            "round {round}: the secrets file must hold the refresh token the provider accepts"
+        );
+        assert!(temp_files(&env.token).is_empty(), "round {round}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 3. SIGKILL at random instants, split layout, rotating provider.
 
