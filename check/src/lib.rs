@@ -307,7 +307,14 @@ fn read_token(path: &Path) -> Result<(TokenFile, u64), FileError> {
         common::fsread::read_all_capped(file, common::MAX_FILE_SIZE)
             .map_err(|p| FileError::new(FileKind::Token, path, p))?,
     );
-    Ok((TokenFile::parse(&bytes, path)?, len))
+    let token = TokenFile::parse(&bytes, path)?;
+    // Without a secrets file (split layout) the token file must hold the
+    // refresh token, as the helper requires.
+    let secrets = common::secrets::secrets_path(path);
+    if !secrets.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        token.require_refresh_token(path)?;
+    }
+    Ok((token, len))
 }
 
 /// `dir`'s ancestors from `root` down (the ones smtp must be able to
