@@ -269,7 +269,7 @@ pub(super) fn read_secrets(
     };
     let found = layout(lstat(&dir)?, lstat(&spath)?).map_err(|why| {
         unsafe_(format!(
-            "{why}; refusing to use it: make {} a regular file (mode 0600) in the directory {} (mode 0700), or remove it to use the single-file layout",
+            "{why}, refused (nothing was sent); make {} a regular file (mode 0600) in the directory {} (mode 0700), or remove it to use the single-file layout",
             spath.display(),
             dir.display()
         ))

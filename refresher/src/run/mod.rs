@@ -5,8 +5,11 @@
 //! 3. Take the token's lock (see [`crate::lock`]); remove temp files a
 //!    killed helper left; re-read the token under the lock and decide again
 //!    ([`decide`]): another process may have refreshed it meanwhile.
-//! 4. Build the request, load the trust roots, resolve the endpoint (or
-//!    proxy) address, create the temp file for the new token.
+//! 4. Decide the layout (lstat of `D/secrets/N`, see common::secrets)
+//!    and, split, read the secrets file; read the config's
+//!    client_secret_file; build the request, load the trust roots,
+//!    resolve the endpoint (or proxy) address, create the temp file for
+//!    the new token (split: and for the secrets file, in `D/secrets`).
 //! 5. [`locked::after_lock_down`], the only code that runs in the
 //!    sandbox: [`crate::sandbox::lock_down`], then the HTTPS POST, retried
 //!    on 5xx/network errors with jittered backoff while refresh_timeout
@@ -22,8 +25,11 @@
 //! rename loses the rotated token, and the file keeps the old, now dead one
 //! (the next refresh then fails with invalid_grant and says to re-run
 //! get-token). Once the rename happened, the file holds the new token.
+//! In the split layout the rotated token goes to the secrets file first,
+//! then the token file: a kill between the two renames leaves the new
+//! refresh token stored and the old, still valid access token.
 //! SIGTERM, SIGHUP and SIGINT (`systemctl restart postfix`, a terminal)
-//! are blocked from just before each POST until after the rename, and
+//! are blocked from just before each POST until after the rename(s), and
 //! take effect right after it.
 //!
 //! The jobs, one file each: [`load`] (config, handoff, token file), this
