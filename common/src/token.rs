@@ -110,14 +110,10 @@ impl TokenFile {
         let nonempty = |field| -> Result<Option<Secret>, FileError> {
             Ok(f.string(field)?.filter(|s| !s.is_empty()).map(Secret::new))
         };
+        // May be absent even for the refresh_token grant: in the split
+        // layout it lives in the secrets file, which only the helper reads
+        // (see `require_refresh_token`).
         let refresh_token = nonempty("refresh_token")?;
-        if refresh_token.is_none() && grant == Grant::RefreshToken {
-            return Err(FileError::new(
-                FileKind::Token,
-                path,
-                Problem::MissingField("refresh_token"),
-            ));
-        }
         let expiry = f.int("expiry")?.unwrap_or(0);
         if expiry < 0 {
             return Err(f.bad("expiry", "unix seconds (\"0\" means expired)"));
@@ -145,6 +141,20 @@ impl TokenFile {
         })
     }
 
+    /// Fails, telling to run get-token, when the refresh_token grant has no
+    /// refresh token: for the helper, once the secrets file (split layout)
+    /// had its say.
+    pub fn require_refresh_token(&self, path: &Path) -> Result<(), FileError> {
+        if self.refresh_token.is_none() && self.grant == Grant::RefreshToken {
+            return Err(FileError::new(
+                FileKind::Token,
+                path,
+                Problem::MissingField("refresh_token"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Names of all fields in the file, in file order.
     pub fn field_names(&self) -> impl Iterator<Item = &str> {
         self.fields.keys().map(String::as_str)
@@ -166,6 +176,22 @@ impl TokenFile {
         if let Some(r) = rotated_refresh_token {
             out.insert("refresh_token".into(), r.expose().into());
         }
+        file_bytes(Value::Object(out))
+    }
+
+    /// The token file's bytes after a refresh in the split layout: as
+    /// [`TokenFile::refreshed`] without a rotated token, and without
+    /// `refresh_token` and `client_secret` (they belong in the secrets
+    /// file; one left by an interrupted conversion is dropped here).
+    pub fn refreshed_split(&self, access_token: &Secret, expiry: i64) -> Zeroizing<Vec<u8>> {
+        let mut out = self.fields.clone();
+        for field in crate::secrets::SECRET_FIELDS {
+            if let Some(mut v) = out.shift_remove(field) {
+                wipe(&mut v);
+            }
+        }
+        out.insert("access_token".into(), access_token.expose().into());
+        out.insert("expiry".into(), expiry.to_string().into());
         file_bytes(Value::Object(out))
     }
 }
@@ -288,11 +314,23 @@ mod tests {
 
     #[test]
     fn bad_inputs_name_field() {
-        let e = parse(r#"{"access_token":"a"}"#).unwrap_err();
+        // No refresh token parses (split layout: it is in the secrets
+        // file); the helper then requires one.
+        let missing = |s| {
+            parse(s)
+                .unwrap()
+                .require_refresh_token(Path::new(P))
+                .unwrap_err()
+        };
+        let e = missing(r#"{"access_token":"a"}"#);
         assert_eq!(e.problem, Problem::MissingField("refresh_token"));
         assert!(e.to_string().contains("get-token"));
-        let e = parse(r#"{"refresh_token":""}"#).unwrap_err();
+        let e = missing(r#"{"refresh_token":""}"#);
         assert_eq!(e.problem, Problem::MissingField("refresh_token"));
+        assert!(parse(r#"{"refresh_token":"r"}"#)
+            .unwrap()
+            .require_refresh_token(Path::new(P))
+            .is_ok());
         let e = parse(r#"{"refresh_token":"r","expiry":"tomorrow"}"#).unwrap_err();
         assert_eq!(e.field(), Some("expiry"));
         let e = parse(r#"{"refresh_token":"r","expiry":"-1"}"#).unwrap_err();
@@ -308,6 +346,7 @@ mod tests {
         let t = parse(r#"{"grant_type":"client_credentials","client_id":"app"}"#).unwrap();
         assert_eq!(t.grant, Grant::ClientCredentials);
         assert!(t.refresh_token.is_none());
+        assert!(t.require_refresh_token(Path::new(P)).is_ok());
     }
 
     #[test]
@@ -350,6 +389,29 @@ mod tests {
         let again = TokenFile::parse(&out, Path::new(P)).unwrap();
         assert_eq!(again.refresh_token.as_ref().unwrap().expose(), "r2");
         assert_eq!(again.expiry, 1);
+    }
+
+    #[test]
+    fn split_rewrite_never_holds_a_secret() {
+        // A token file an interrupted conversion left with its secrets.
+        let t = parse(
+            r#"{"refresh_token":"rt-plain-9","user":"u","client_secret":"cs-plain-9","x":1,"access_token":"old","expiry":"5"}"#,
+        )
+        .unwrap();
+        let out = t.refreshed_split(&Secret::new("new"), 77);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            !text.contains("rt-plain-9") && !text.contains("cs-plain-9"),
+            "{text}"
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["user", "x", "access_token", "expiry"]);
+        assert_eq!(v["access_token"], "new");
+        assert_eq!(v["expiry"], "77");
+        // A split token file stays split.
+        let again = TokenFile::parse(&out, Path::new(P)).unwrap();
+        assert!(again.refresh_token.is_none() && again.overrides.client_secret.is_none());
     }
 
     #[test]

@@ -464,11 +464,57 @@ expect_allowed "the helper's domain/profile can rename over a secrets file" help
 [ -f "$S" ] && [ ! -e "$SD/.$SPLIT_PROBE.tmp" ]
 tap $? "the secrets file was replaced by the rename"
 expect_allowed "the helper's domain/profile can unlink in a secrets directory" helper unlink "$S"
-# Delivery in the split layout (needs the helper's split support) goes here,
-# Postfix still running with smtp not chrooted: convert $USER_ADDR with
-# sasl-xoauth2-tool split-secrets, make its access token expired, mark,
-# deliver "split layout" "$TOKDIR", check D/secrets/$USER_ADDR, then no
-# denial matching $OURS since the mark.
+
+# ---- delivery in the split layout -------------------------------------------
+# Postfix still runs with smtp not chrooted. The delivery account is
+# converted (both copies), its access token expired, and the fake Gmail
+# rotates refresh tokens from now on: the helper must read the refresh token
+# from D/secrets/NAME, write the new one there first, then the token file,
+# without a refresh token in it, and without a denial.
+mark
+info "split layout: converting $USER_ADDR, expiring its access token, rotating refresh tokens"
+check "sasl-xoauth2-tool split-secrets $TOKDIR/$USER_ADDR" sasl-xoauth2-tool split-secrets "$TOKDIR/$USER_ADDR"
+check "sasl-xoauth2-tool split-secrets $TOKDIR_CHROOT/$USER_ADDR" sasl-xoauth2-tool split-secrets "$TOKDIR_CHROOT/$USER_ADDR"
+# expire FILE: expiry "0", rewritten in place (same inode, owner, mode, label).
+expire() { local t; t=$(sed 's/"expiry": *"[0-9]*"/"expiry": "0"/' "$1") && printf '%s\n' "$t" >"$1"; }
+expire "$TOKDIR/$USER_ADDR" && expire "$TOKDIR_CHROOT/$USER_ADDR"
+tap $? "split layout: access tokens expired (expiry 0)"
+echo "mode rotating" >&3
+wait_for "$G/out" '^ok' 10
+tap $? "the fake Gmail rotates refresh tokens now" "$(tail -n 3 "$G/out")"
+# split_deliver LABEL TOKEN-DIR
+split_deliver() {
+  local label=$1 sf=$2/secrets/$USER_ADDR rt_old rt_new
+  rt_old=$(field "$sf" refresh_token)
+  [ -n "$rt_old" ] && ! grep -qE '"(refresh_token|client_secret)"' "$2/$USER_ADDR"
+  tap $? "$label: before: the refresh token is in $sf only"
+  deliver "$label" "$2"
+  rt_new=$(field "$sf" refresh_token)
+  [ -n "$rt_new" ] && [ "$rt_new" != "$rt_old" ]
+  tap $? "$label: the rotated refresh token was written to $sf"
+  [ "$(stat -c %U:%a "$sf")" = postfix:600 ]
+  tap $? "$label: the secrets file is still postfix, mode 0600 ($(stat -c %U:%a "$sf"))"
+  ! grep -qE '"(refresh_token|client_secret)"' "$2/$USER_ADDR"
+  tap $? "$label: the refreshed token file holds no refresh_token or client_secret" "$(cat "$2/$USER_ADDR" | grep -v access_token)"
+  ! ls -A "$2" "$2/secrets" | grep -q '\.tmp-'
+  tap $? "$label: no temp file left beside the token or the secrets file" "$(ls -lA "$2" "$2/secrets")"
+  if [ "$MODE" = selinux ]; then
+    [ "$(label "$sf")" = sasl_xoauth2_secret_t ]
+    tap $? "$label: the rewritten secrets file is sasl_xoauth2_secret_t ($(label "$sf"))"
+  fi
+}
+split_deliver "split layout, smtp not chrooted" "$TOKDIR"
+# The chroot's copy still holds the refresh token the provider just replaced.
+cat "$TOKDIR/secrets/$USER_ADDR" >"$TOKDIR_CHROOT/secrets/$USER_ADDR"
+postfix_stop
+smtp_chroot y
+check "Postfix restarts with smtp chrooted" postfix_start
+split_deliver "split layout, chrooted smtp" "$TOKDIR_CHROOT"
+d=$(denials)
+printf '%s\n' "$d" >"$OUT/$MODE-denials-split.txt"
+ours=$(printf '%s\n' "$d" | grep -E "$OURS")
+[ -z "$ours" ]
+DIAG_LINES=80 tap $? "no $MODE denial for smtp, the helper or the tool in the split layout (split-secrets, delivery x2, rotation)" "$ours"
 
 postfix_stop
 exec 3>&-

@@ -338,9 +338,32 @@ fn bad_token_files_fail_with_file_and_field_named() {
         &failing(&env, &env.path("dir.json")),
         &[&p("dir.json"), "a directory"],
     );
+    // No refresh token: the plugin cannot know (it never looks at the
+    // secrets file of the split layout); the helper it starts for an
+    // expired token says what is missing. A fresh one is served.
+    let split = env.write(
+        "split.json",
+        &format!(r#"{{"access_token":"{ACCESS}","expiry":"9999999999"}}"#),
+    );
+    let run = env.run(&[
+        "--mech",
+        "XOAUTH2",
+        "--user",
+        "u",
+        "--pass",
+        split.to_str().unwrap(),
+    ]);
+    assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
+    env.write(
+        "sasl-xoauth2.conf",
+        &format!(
+            r#"{{"client_id":"cid","client_secret":"{CLIENT_SECRET}","refresh_helper":"{}"}}"#,
+            testkit::bins::refresh_helper().display()
+        ),
+    );
     let norefresh = env.write(
         "norefresh.json",
-        &format!(r#"{{"access_token":"{ACCESS}","expiry":"9999999999"}}"#),
+        &format!(r#"{{"access_token":"{ACCESS}","expiry":"0"}}"#),
     );
     assert_logged(
         &failing(&env, &norefresh),

@@ -1,5 +1,6 @@
 //! Loading what a refresh starts from: the configuration (a file, or the
-//! plugin's handoff on a descriptor) and the token file.
+//! plugin's handoff on a descriptor), the token file and, in the split
+//! layout, its secrets file; the config's client_secret_file.
 
 use crate::diag;
 use crate::error::Failure;
@@ -7,6 +8,7 @@ use crate::store::FileMeta;
 use common::config::Config;
 use common::error::{FileError, FileKind};
 use common::handoff::{Handoff, MAX_HANDOFF_SIZE};
+use common::secrets::SecretsFile;
 use common::TokenFile;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -152,4 +154,288 @@ pub(super) fn check_token_mode(path: &Path, meta: &FileMeta) -> Result<(), Failu
         ));
     }
     Ok(())
+}
+
+/// Which layout an account uses (common::secrets): decided by `lstat` of
+/// `D/secrets` and `D/secrets/N`, before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// The C++ tool's: everything in the token file.
+    Single,
+    /// The refresh token (and any per-account client secret) in `D/secrets/N`.
+    Split,
+}
+
+/// What `lstat` found at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    Missing,
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Entry {
+    fn of(path: &Path) -> Result<Entry, std::io::Error> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => Ok(Entry::Symlink),
+            Ok(m) if m.is_file() => Ok(Entry::File),
+            Ok(m) if m.is_dir() => Ok(Entry::Dir),
+            Ok(_) => Ok(Entry::Other),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(Entry::Missing)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The layout for what `lstat` found at `D/secrets` (`dir`) and
+/// `D/secrets/N` (`file`). A symlink at either, or something other than a
+/// regular file at `D/secrets/N`, is refused (the reason is returned): the
+/// helper never follows a link to the refresh token it sends or rewrites.
+/// No `D/secrets` directory (even a token file named `secrets`): single.
+pub(super) fn layout(dir: Entry, file: Entry) -> Result<Layout, &'static str> {
+    match (dir, file) {
+        (Entry::Symlink, _) => Err("its directory is a symbolic link"),
+        (Entry::Dir, Entry::File) => Ok(Layout::Split),
+        (Entry::Dir, Entry::Missing) => Ok(Layout::Single),
+        (Entry::Dir, Entry::Symlink) => Err("is a symbolic link"),
+        (Entry::Dir, _) => Err("is not a regular file"),
+        _ => Ok(Layout::Single),
+    }
+}
+
+/// A secrets file as read, with the owner and mode of the very file read.
+pub(super) struct SecretsRead {
+    pub path: PathBuf,
+    pub secrets: SecretsFile,
+    pub meta: FileMeta,
+}
+
+/// The secrets file must belong to the token file's owner and be closed to
+/// group and others: whoever else could read it holds the mailbox.
+pub(super) fn check_secrets_meta(
+    path: &Path,
+    token: &FileMeta,
+    secrets: &FileMeta,
+) -> Result<(), String> {
+    if secrets.uid != token.uid {
+        return Err(format!(
+            "belongs to uid {}, but the token file to uid {}; run `chown {} {}`",
+            secrets.uid,
+            token.uid,
+            token.uid,
+            path.display()
+        ));
+    }
+    if secrets.mode & 0o077 != 0 {
+        return Err(format!(
+            "is open to group or others (mode {:04o}); run `chmod 600 {}`",
+            secrets.mode,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Decide the layout of the account whose token file is `path` (owner and
+/// mode `token_meta`) and, in the split layout, read its secrets file
+/// (no symlinks, regular file, size cap) and check its owner and mode.
+pub(super) fn read_secrets(
+    path: &Path,
+    token_meta: &FileMeta,
+) -> Result<Option<SecretsRead>, Failure> {
+    let spath = common::secrets::secrets_path(path);
+    let dir = common::secrets::secrets_dir(path);
+    let unsafe_ = |why: String| Failure::TokenUnsafe {
+        path: path.to_path_buf(),
+        why: format!("its secrets file {} {why}", spath.display()),
+    };
+    let lstat = |p: &Path| {
+        Entry::of(p).map_err(|e| {
+            Failure::Token(FileError::new(
+                FileKind::Secrets,
+                &spath,
+                common::error::Problem::Unreadable(format!("{}: {e}", p.display())),
+            ))
+        })
+    };
+    let found = layout(lstat(&dir)?, lstat(&spath)?).map_err(|why| {
+        unsafe_(format!(
+            "{why}, refused (nothing was sent); make {} a regular file (mode 0600) in the directory {} (mode 0700), or remove it to use the single-file layout",
+            spath.display(),
+            dir.display()
+        ))
+    })?;
+    if found == Layout::Single {
+        return Ok(None);
+    }
+    let file = common::fsread::open_regular(&spath, FileKind::Secrets).map_err(Failure::Token)?;
+    let meta = file.metadata().map_err(|e| {
+        Failure::Token(FileError::new(
+            FileKind::Secrets,
+            &spath,
+            common::error::Problem::Unreadable(e.to_string()),
+        ))
+    })?;
+    let meta = FileMeta::of(&meta);
+    check_secrets_meta(&spath, token_meta, &meta).map_err(unsafe_)?;
+    let bytes = Zeroizing::new(
+        common::fsread::read_all_capped(file, common::MAX_FILE_SIZE)
+            .map_err(|p| Failure::Token(FileError::new(FileKind::Secrets, &spath, p)))?,
+    );
+    let secrets = SecretsFile::parse(&bytes, &spath).map_err(Failure::Token)?;
+    Ok(Some(SecretsRead {
+        path: spath,
+        secrets,
+        meta,
+    }))
+}
+
+/// The token as the request uses it: in the split layout the secrets
+/// file's refresh token and client secret replace the token file's (one
+/// left there by an interrupted conversion is ignored). Then the
+/// refresh_token grant must have a refresh token.
+pub(super) fn merge_secrets(
+    token: &mut TokenFile,
+    secrets: Option<&SecretsFile>,
+    path: &Path,
+) -> Result<(), Failure> {
+    if let Some(s) = secrets {
+        token.refresh_token = Some(s.refresh_token.clone());
+        token.overrides.client_secret = s.client_secret.clone();
+    }
+    token.require_refresh_token(path).map_err(Failure::Token)
+}
+
+/// The config's client secret read from its `client_secret_file` (path as
+/// smtp sees it; the plugin never opens it), in the config from then on,
+/// where the trust rule (common::settings) treats it as the config's.
+pub(super) fn read_client_secret_file(config: &mut Config) -> Result<(), Failure> {
+    if let Some(p) = &config.client_secret_file {
+        if config.client_secret.is_none() {
+            config.client_secret =
+                Some(common::secrets::load_client_secret(p).map_err(Failure::ConfigFile)?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::secret::Secret;
+
+    #[test]
+    fn layout_is_decided_by_lstat_alone() {
+        use Entry::*;
+        assert_eq!(layout(Dir, File), Ok(Layout::Split));
+        assert_eq!(layout(Dir, Missing), Ok(Layout::Single));
+        assert_eq!(layout(Missing, Missing), Ok(Layout::Single));
+        // A token file (or anything) named `secrets`: no secrets directory.
+        assert_eq!(layout(File, Missing), Ok(Layout::Single));
+        assert_eq!(layout(Other, Missing), Ok(Layout::Single));
+        for bad in [(Dir, Symlink), (Dir, Dir), (Dir, Other), (Symlink, Missing)] {
+            assert!(layout(bad.0, bad.1).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            layout(Symlink, File),
+            Err("its directory is a symbolic link")
+        );
+        assert_eq!(layout(Dir, Symlink), Err("is a symbolic link"));
+    }
+
+    #[test]
+    fn secrets_file_owner_and_mode() {
+        let m = |uid, mode| FileMeta {
+            uid,
+            gid: 0,
+            mode,
+            len: 0,
+        };
+        let p = Path::new("/etc/tokens/secrets/a");
+        assert!(check_secrets_meta(p, &m(8, 0o600), &m(8, 0o600)).is_ok());
+        assert!(check_secrets_meta(p, &m(8, 0o644), &m(8, 0o400)).is_ok());
+        let e = check_secrets_meta(p, &m(8, 0o600), &m(9, 0o600)).unwrap_err();
+        assert!(
+            e.contains("uid 9") && e.ends_with("run `chown 8 /etc/tokens/secrets/a`"),
+            "{e}"
+        );
+        for mode in [0o640, 0o604, 0o620, 0o602, 0o610, 0o666] {
+            let e = check_secrets_meta(p, &m(8, 0o600), &m(8, mode)).unwrap_err();
+            assert!(e.ends_with("run `chmod 600 /etc/tokens/secrets/a`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_file_wins_over_the_token_file() {
+        let p = Path::new("/t");
+        let tok = |j: &str| TokenFile::parse(j.as_bytes(), p).unwrap();
+        let s = SecretsFile {
+            refresh_token: Secret::new("rt-secrets"),
+            client_secret: Some(Secret::new("cs-secrets")),
+        };
+        // Left by an interrupted conversion: ignored.
+        let mut t = tok(r#"{"refresh_token":"rt-old","client_secret":"cs-old"}"#);
+        merge_secrets(&mut t, Some(&s), p).unwrap();
+        assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "rt-secrets");
+        assert_eq!(
+            t.overrides.client_secret.as_ref().unwrap().expose(),
+            "cs-secrets"
+        );
+        // A split token file; the secrets file has no client secret: the
+        // token file's (smtp could have added one) is not used.
+        let mut t = tok(r#"{"access_token":"a","client_secret":"cs-smtp"}"#);
+        let s = SecretsFile {
+            client_secret: None,
+            ..s
+        };
+        merge_secrets(&mut t, Some(&s), p).unwrap();
+        assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "rt-secrets");
+        assert!(t.overrides.client_secret.is_none());
+        // Single file: unchanged; without a refresh token, the old message.
+        let mut t = tok(r#"{"refresh_token":"rt","client_secret":"cs"}"#);
+        merge_secrets(&mut t, None, p).unwrap();
+        assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "rt");
+        assert_eq!(t.overrides.client_secret.as_ref().unwrap().expose(), "cs");
+        let mut t = tok(r#"{"access_token":"a"}"#);
+        let e = merge_secrets(&mut t, None, p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("token file /t: field refresh_token missing; "),
+            "{e}"
+        );
+        assert!(e.contains("get-token"), "{e}");
+    }
+
+    #[test]
+    fn client_secret_file_becomes_the_configs_secret() {
+        let d = std::env::temp_dir().join(format!("sx2-csf-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("secret");
+        std::fs::write(&f, "cs-from-file\n").unwrap();
+        let cfg = |j: String| Config::parse(j.as_bytes(), Path::new("/c")).unwrap();
+        let mut c = cfg(format!(r#"{{"client_secret_file":"{}"}}"#, f.display()));
+        read_client_secret_file(&mut c).unwrap();
+        assert_eq!(c.client_secret.as_ref().unwrap().expose(), "cs-from-file");
+        let mut c = cfg(format!(
+            r#"{{"client_secret_file":"{}"}}"#,
+            d.join("missing").display()
+        ));
+        let e = read_client_secret_file(&mut c).unwrap_err().to_string();
+        assert!(
+            e.contains("missing") && e.contains("client_secret_file"),
+            "{e}"
+        );
+        let mut c = cfg(r#"{"client_secret":"s"}"#.into());
+        read_client_secret_file(&mut c).unwrap();
+        assert_eq!(c.client_secret.as_ref().unwrap().expose(), "s");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

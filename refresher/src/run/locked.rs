@@ -5,7 +5,9 @@
 //! the one port resolved before. What it calls: [`send`] and [`exchange`]
 //! below, `http::Client::post_form`, `oauth::parse_response`, `retry`,
 //! `lock::TokenLock::store_marker`, `store::PendingFile::commit`,
-//! `common::token::TokenFile::refreshed` and `sys::hold_stop_signals`.
+//! `common::token::TokenFile::refreshed` (`refreshed_split` and
+//! `common::secrets::SecretsFile::to_json` in the split layout) and
+//! `sys::hold_stop_signals`.
 //! After it returns, `main` only prints the status line and exits.
 //!
 //! [`request_without_storing`](super::request_without_storing) (the tool's
@@ -25,6 +27,7 @@ use crate::sys::StopSignalsHeld;
 use common::clock::{unix_now, unix_now_ms};
 use common::config::Config;
 use common::secret::Secret;
+use common::secrets::SecretsFile;
 use common::token::Grant;
 use common::{Settings, TokenFile};
 use std::path::{Path, PathBuf};
@@ -42,6 +45,8 @@ pub(super) struct Ready<'a> {
     pub policy: Policy,
     pub lock: TokenLock,
     pub pending: PendingFile,
+    /// Split layout: the temp file for the secrets file, in `D/secrets`.
+    pub secrets_pending: Option<PendingFile>,
     pub retry: Retry,
     pub deadline: Instant,
     pub budget: Duration,
@@ -62,6 +67,7 @@ pub(super) fn after_lock_down(ready: Ready<'_>) -> Result<String, Failure> {
         policy,
         mut lock,
         pending,
+        secrets_pending,
         mut retry,
         deadline,
         budget,
@@ -84,16 +90,33 @@ pub(super) fn after_lock_down(ready: Ready<'_>) -> Result<String, Failure> {
     drop(prepared);
 
     let expiry = unix_now().saturating_add(granted.expires_in);
-    let bytes = token.refreshed(
-        &granted.access_token,
-        expiry,
-        granted.refresh_token.as_ref(),
-    );
-    pending.commit(&bytes).map_err(|err| Failure::Store {
-        err,
-        rotated: granted.refresh_token.is_some(),
-    })?;
-    drop(held); // a TERM that came meanwhile ends us now, after the rename
+    let rotated = granted.refresh_token.as_ref();
+    let store = |rotated| move |err| Failure::Store { err, rotated };
+    match secrets_pending {
+        None => {
+            let bytes = token.refreshed(&granted.access_token, expiry, rotated);
+            pending.commit(&bytes).map_err(store(rotated.is_some()))?;
+        }
+        Some(secrets_pending) => {
+            // Split layout: a rotated refresh token goes to the secrets
+            // file first, so a crash before the token file's rename loses
+            // nothing (the old access token stays valid until it expires).
+            if let Some(r) = rotated {
+                let new = SecretsFile {
+                    refresh_token: r.clone(),
+                    client_secret: token.overrides.client_secret.clone(),
+                };
+                secrets_pending
+                    .commit(&new.to_json())
+                    .map_err(store(true))?;
+            } else {
+                drop(secrets_pending); // removes its temp file
+            }
+            let bytes = token.refreshed_split(&granted.access_token, expiry);
+            pending.commit(&bytes).map_err(store(false))?;
+        }
+    }
+    drop(held); // a TERM that came meanwhile ends us now, after the rename(s)
     if granted.expires_in_assumed {
         diag("the provider sent no expires_in; assumed 3600 s");
     }

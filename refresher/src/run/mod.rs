@@ -5,8 +5,11 @@
 //! 3. Take the token's lock (see [`crate::lock`]); remove temp files a
 //!    killed helper left; re-read the token under the lock and decide again
 //!    ([`decide`]): another process may have refreshed it meanwhile.
-//! 4. Build the request, load the trust roots, resolve the endpoint (or
-//!    proxy) address, create the temp file for the new token.
+//! 4. Decide the layout (lstat of `D/secrets/N`, see common::secrets)
+//!    and, split, read the secrets file; read the config's
+//!    client_secret_file; build the request, load the trust roots,
+//!    resolve the endpoint (or proxy) address, create the temp file for
+//!    the new token (split: and for the secrets file, in `D/secrets`).
 //! 5. [`locked::after_lock_down`], the only code that runs in the
 //!    sandbox: [`crate::sandbox::lock_down`], then the HTTPS POST, retried
 //!    on 5xx/network errors with jittered backoff while refresh_timeout
@@ -22,8 +25,11 @@
 //! rename loses the rotated token, and the file keeps the old, now dead one
 //! (the next refresh then fails with invalid_grant and says to re-run
 //! get-token). Once the rename happened, the file holds the new token.
+//! In the split layout the rotated token goes to the secrets file first,
+//! then the token file: a kill between the two renames leaves the new
+//! refresh token stored and the old, still valid access token.
 //! SIGTERM, SIGHUP and SIGINT (`systemctl restart postfix`, a terminal)
-//! are blocked from just before each POST until after the rename, and
+//! are blocked from just before each POST until after the rename(s), and
 //! take effect right after it.
 //!
 //! The jobs, one file each: [`load`] (config, handoff, token file), this
@@ -47,7 +53,7 @@ use common::clock::{unix_now, unix_now_ms};
 use common::policy::{freshness, Freshness};
 use common::secret::Secret;
 use common::{Settings, TokenFile};
-use load::{check_token_mode, read_token};
+use load::{check_token_mode, merge_secrets, read_client_secret_file, read_secrets, read_token};
 use locked::{ctx, Ready, Retry};
 use request::sandbox_policy;
 use std::os::fd::RawFd;
@@ -159,7 +165,7 @@ fn status_tail(token: &TokenFile, now: i64) -> String {
 fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<String, Failure> {
     let start = Instant::now();
     let path = req.token_path.as_path();
-    let loaded = match preloaded {
+    let mut loaded = match preloaded {
         Some(l) => l?,
         None => load_config(&req.config)?,
     };
@@ -200,18 +206,22 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         mode: first.meta.mode,
     };
     let mut lock = lock::acquire(path, Some(owner), deadline).map_err(Failure::Lock)?;
-    match store::remove_stale_temps(path) {
-        Ok(0) => {}
-        Ok(n) => diag(format_args!(
-            "removed {n} temp file(s) left by an interrupted refresh of {}",
-            path.display()
-        )),
-        Err(e) => diag(format_args!(
-            "warning: cannot clean up old temp files beside {}: {e}",
-            path.display()
-        )),
+    // The token's and (split layout) its secrets file's.
+    for target in [path.to_path_buf(), common::secrets::secrets_path(path)] {
+        match store::remove_stale_temps(&target) {
+            Ok(0) => {}
+            Ok(n) => diag(format_args!(
+                "removed {n} temp file(s) left by an interrupted refresh of {}",
+                target.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // no secrets dir
+            Err(e) => diag(format_args!(
+                "warning: cannot clean up old temp files beside {}: {e}",
+                target.display()
+            )),
+        }
     }
-    let cur = read_token(path)?;
+    let mut cur = read_token(path)?;
     check_token_mode(path, &cur.meta)?;
     let now = unix_now();
     match decide(
@@ -240,23 +250,21 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
     }
 
     // Everything that can fail without the network fails here, before the
-    // provider consumes (and possibly rotates) the refresh token.
+    // provider consumes (and possibly rotates) the refresh token: the
+    // layout and secrets, the config's client_secret_file, the request,
+    // the address, both temp files.
+    let secrets = read_secrets(path, &cur.meta)?;
+    merge_secrets(&mut cur.token, secrets.as_ref().map(|s| &s.secrets), path)?;
+    read_client_secret_file(&mut loaded.config)?;
+    let config = &loaded.config;
     let settings = resolve(config, &cur.token, path)?;
     let prepared = prepare_request(&loaded, &cur.token, &settings, path)?;
     let resolved = prepared.resolve(deadline)?;
-    let pending =
-        PendingFile::create(path, cur.meta, cur.meta.len + 8192).map_err(|err| Failure::Store {
-            err,
-            rotated: false,
-        })?;
-    if pending.owner_changed {
-        diag(format_args!(
-            "warning: {} belongs to uid {}; the refreshed file will belong to uid {} (run the refresh as root or as the file's owner to keep it)",
-            path.display(),
-            cur.meta.uid,
-            crate::sys::euid()
-        ));
-    }
+    let secrets_pending = match &secrets {
+        Some(s) => Some(create_pending(&s.path, s.meta)?),
+        None => None,
+    };
+    let pending = create_pending(path, cur.meta)?;
     let client = Client::new(&prepared.route, resolved, &prepared.trust);
     let retry = Retry::after(lock.take_marker(unix_now_ms()));
     let policy = sandbox_policy(path, prepared.route.connect_host().1, config.sandbox);
@@ -270,11 +278,30 @@ fn refresh(req: &Request, preloaded: Option<Result<Loaded, Failure>>) -> Result<
         policy,
         lock,
         pending,
+        secrets_pending,
         retry,
         deadline,
         budget,
         mac: crate::sys::mac_label(),
     })
+}
+
+/// The temp file that will replace `target` (owner and mode `meta`).
+fn create_pending(target: &std::path::Path, meta: store::FileMeta) -> Result<PendingFile, Failure> {
+    let pending =
+        PendingFile::create(target, meta, meta.len + 8192).map_err(|err| Failure::Store {
+            err,
+            rotated: false,
+        })?;
+    if pending.owner_changed {
+        diag(format_args!(
+            "warning: {} belongs to uid {}; the refreshed file will belong to uid {} (run the refresh as root or as the file's owner to keep it)",
+            target.display(),
+            meta.uid,
+            crate::sys::euid()
+        ));
+    }
+    Ok(pending)
 }
 
 #[cfg(test)]

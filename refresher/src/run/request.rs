@@ -2,14 +2,16 @@
 //! request the tool's test-token-refresh and `--check --online` make
 //! exactly as the helper would ([`request_without_storing`]).
 
-use super::load::Loaded;
+use super::load::{merge_secrets, read_client_secret_file, read_secrets, Loaded};
 use super::locked::{ctx, send, Retry};
 use crate::diag;
 use crate::error::Failure;
 use crate::http::{Client, Endpoint, ProxySpec, Resolved, Route, Trust};
 use crate::oauth::{self, Granted};
 use crate::sandbox::{self, Policy};
+use crate::store::FileMeta;
 use common::config::{Config, SandboxMode};
+use common::error::{FileError, FileKind, Problem};
 use common::{Settings, TokenFile};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -177,6 +179,10 @@ impl Prepared {
 /// never talk to the network as root or unsandboxed. Irreversible: the
 /// caller may only print afterwards.
 ///
+/// In the split layout the refresh token and any per-account client secret
+/// come from the secrets file, as in a refresh; the config's
+/// `client_secret_file` is read too.
+///
 /// A provider that rotates refresh tokens may invalidate the one in the file
 /// when it answers ([`Granted::refresh_token`] is then `Some`): the caller
 /// must say so, since the new one is not stored.
@@ -185,9 +191,28 @@ pub fn request_without_storing(
     token_path: &Path,
     token: &TokenFile,
 ) -> Result<Granted, Failure> {
-    let config = &loaded.config;
-    let budget = Duration::from_secs(config.refresh_timeout().max(1));
+    let budget = Duration::from_secs(loaded.config.refresh_timeout().max(1));
     let deadline = Instant::now() + budget;
+    // As the helper does: the layout and secrets, client_secret_file.
+    let meta = std::fs::symlink_metadata(token_path).map_err(|e| {
+        Failure::Token(FileError::new(
+            FileKind::Token,
+            token_path,
+            Problem::Unreadable(e.to_string()),
+        ))
+    })?;
+    let secrets = read_secrets(token_path, &FileMeta::of(&meta))?;
+    let mut token = token.clone();
+    merge_secrets(&mut token, secrets.as_ref().map(|s| &s.secrets), token_path)?;
+    drop(secrets);
+    let mut config = loaded.config.clone();
+    read_client_secret_file(&mut config)?;
+    let loaded = &Loaded {
+        config,
+        ca_pem: loaded.ca_pem.clone(),
+    };
+    let config = &loaded.config;
+    let token = &token;
     let settings = resolve(config, token, token_path)?;
     let prepared = prepare_request(loaded, token, &settings, token_path)?;
     let resolved = prepared.resolve(deadline)?;

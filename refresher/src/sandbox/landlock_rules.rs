@@ -19,7 +19,10 @@ const ABI_PINNED: ABI = ABI::V7;
 /// name and RemoveFile for the old name and the replaced file) and unlink
 /// the temp file after a failed write. The lock, token, temp file and the
 /// directory are opened before lock-down, so no file there can be opened,
-/// read, written or listed: not the other accounts' tokens either.
+/// read, written or listed: not the other accounts' tokens either. The rule
+/// holds beneath the directory, so in the split layout it also covers the
+/// secrets file's rename and temp file in `D/secrets` (opened before
+/// lock-down too).
 fn token_dir_access() -> landlock::BitFlags<AccessFs> {
     AccessFs::MakeReg | AccessFs::RemoveFile
 }

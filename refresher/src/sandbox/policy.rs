@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 /// pure function so tests can enter exactly the policy the binary uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// Directory holding the token file: create/write/remove regular files
-    /// there (temp file, rename, lock file).
+    /// Directory holding the token file: create/remove regular files
+    /// beneath it (temp file, rename), including the split layout's
+    /// `secrets` directory.
     pub token_dir: PathBuf,
     /// TCP ports the helper may connect to (token endpoint, proxy).
     pub connect_ports: Vec<u16>,
