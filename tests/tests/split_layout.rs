@@ -1,7 +1,8 @@
 //! Issue 16, end to end: the split-secrets layout (refresh token in
 //! `D/secrets/N`, beside the token file `D/N`) and `client_secret_file`,
 //! with the real plugin loaded by the real libsasl2, the real helper and the
-//! fake token endpoint. Every layout-independent test runs in both layouts.
+//! fake token endpoint. Refresh, herd and client_secret_file tests run in
+//! both layouts; the kill and strace tests in the split layout.
 
 mod refresher_support;
 
