@@ -41,6 +41,13 @@ pub enum Mode {
     /// Like Rotating, after a delay (the old refresh token dies when the
     /// answer is sent, whether or not the client is still there).
     SlowRotating(Duration),
+    /// Rotation with a grace period, as providers that rotate do in practice
+    /// (reuse detection): each success issues a new refresh token, and
+    /// afterwards only the token just presented and that new one are
+    /// accepted. The presented one dies once its successor is presented, so
+    /// a client killed before it stored the new token can still refresh,
+    /// while a client that stored the new token must use it.
+    RotatingWithGrace,
     /// Accepts the connection and reads the request, never answers.
     Hung,
     /// The next `n` requests get HTTP 503, then Normal.
@@ -57,12 +64,13 @@ pub enum Mode {
 
 impl Mode {
     /// Parse the names used by the `fake-provider` binary: normal, rotating,
-    /// slow:MS, slow-rotating:MS, hung, 5xx:N (N errors then ok), invalid_grant, garbage,
+    /// rotating-grace, slow:MS, slow-rotating:MS, hung, 5xx:N (N errors then ok), invalid_grant, garbage,
     /// huge, no_access_token.
     pub fn parse(s: &str) -> Option<Mode> {
         Some(match s {
             "normal" => Mode::Normal,
             "rotating" => Mode::Rotating,
+            "rotating-grace" => Mode::RotatingWithGrace,
             "hung" => Mode::Hung,
             "invalid_grant" => Mode::InvalidGrant,
             "garbage" => Mode::GarbageJson,
@@ -114,6 +122,10 @@ struct Shared {
     client_id: String,
     client_secret: String,
     refresh_tokens: Mutex<HashSet<String>>,
+    /// Rotation lineage: refresh token -> the refresh token it replaced.
+    rotated_from: Mutex<HashMap<String, String>>,
+    /// Access token -> the refresh token issued with it (rotating modes).
+    issued_with: Mutex<HashMap<String, String>>,
     /// access token -> unix expiry
     access_tokens: Mutex<HashMap<String, i64>>,
     serial: AtomicU64,
@@ -291,6 +303,8 @@ impl FakeProvider {
             client_id: opts.client_id,
             client_secret: opts.client_secret,
             refresh_tokens: Mutex::new(HashSet::new()),
+            rotated_from: Mutex::new(HashMap::new()),
+            issued_with: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
             serial: AtomicU64::new(0),
             nonce: nonce(),
@@ -424,6 +438,28 @@ impl FakeProvider {
 
     pub fn is_valid_refresh_token(&self, t: &str) -> bool {
         self.shared.refresh_tokens.lock().unwrap().contains(t)
+    }
+
+    /// The refresh token issued in the same answer as access token `at`
+    /// (rotating modes only).
+    pub fn refresh_token_issued_with(&self, at: &str) -> Option<String> {
+        self.shared.issued_with.lock().unwrap().get(at).cloned()
+    }
+
+    /// Whether refresh token `t` is `ancestor` or was issued, directly or
+    /// down a chain of rotations, in exchange for it.
+    pub fn rotated_from(&self, t: &str, ancestor: &str) -> bool {
+        let lineage = self.shared.rotated_from.lock().unwrap();
+        let mut cur = t;
+        loop {
+            if cur == ancestor {
+                return true;
+            }
+            match lineage.get(cur) {
+                Some(parent) => cur = parent,
+                None => return false,
+            }
+        }
     }
 
     pub fn revoke_refresh_token(&self, t: &str) {
@@ -582,7 +618,7 @@ fn serve(tcp: TcpStream, config: Arc<ServerConfig>, s: &Shared) -> io::Result<()
             grant(s, &req, true)
         }
         Mode::Normal => grant(s, &req, false),
-        Mode::Rotating => grant(s, &req, true),
+        Mode::Rotating | Mode::RotatingWithGrace => grant(s, &req, true),
         Mode::ServerErrorsThenOk(_) => {
             let mut left = s.errors_left.lock().unwrap();
             if *left > 0 {
@@ -678,9 +714,17 @@ fn grant(s: &Shared, req: &Recorded, rotating: bool) -> (u16, String) {
                 return invalid_grant();
             }
             if rotating {
-                valid.remove(rt);
                 let n = s.new_token("1//fake-refresh");
+                if *s.mode.lock().unwrap() == Mode::RotatingWithGrace {
+                    valid.retain(|t| t == rt);
+                } else {
+                    valid.remove(rt);
+                }
                 valid.insert(n.clone());
+                s.rotated_from
+                    .lock()
+                    .unwrap()
+                    .insert(n.clone(), rt.to_string());
                 new_refresh = Some(n);
             }
         }
@@ -704,6 +748,7 @@ fn grant(s: &Shared, req: &Recorded, rotating: bool) -> (u16, String) {
         expires_in.into()
     };
     if let Some(r) = new_refresh {
+        s.issued_with.lock().unwrap().insert(at.clone(), r.clone());
         body["refresh_token"] = r.into();
     }
     (200, body.to_string())
@@ -802,6 +847,7 @@ mod tests {
         );
         assert_eq!(Mode::parse("5xx:2"), Some(Mode::ServerErrorsThenOk(2)));
         assert_eq!(Mode::parse("rotating"), Some(Mode::Rotating));
+        assert_eq!(Mode::parse("rotating-grace"), Some(Mode::RotatingWithGrace));
         assert_eq!(Mode::parse("bogus"), None);
     }
 }

@@ -107,6 +107,12 @@ impl ClientRun {
     }
 }
 
+/// The C test client (`c/saslclient.c`), e.g. to run it under strace the
+/// way [`run_client`] runs it.
+pub fn client_bin() -> &'static Path {
+    Path::new(env!("SASLCLIENT_BIN"))
+}
+
 /// Run the C client against the built plugin with `config` as the config
 /// file path.
 pub fn run_client(config: &Path, args: &[&str]) -> ClientRun {
@@ -116,7 +122,7 @@ pub fn run_client(config: &Path, args: &[&str]) -> ClientRun {
 /// [`run_client`] with the plugin loaded from `sasl_path` (e.g. an
 /// installed copy).
 pub fn run_client_with(sasl_path: &Path, config: &Path, args: &[&str]) -> ClientRun {
-    let out = Command::new(env!("SASLCLIENT_BIN"))
+    let out = Command::new(client_bin())
         .args(args)
         .env_clear()
         .env("SASL_PATH", sasl_path)
