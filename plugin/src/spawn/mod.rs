@@ -156,3 +156,45 @@ pub(crate) fn run_detached(
 ) -> io::Result<()> {
     sys::spawn_supervised(exec.fd.as_fd(), args, input, safety_deadline(timeout)).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::handoff::READY;
+
+    /// The helper's stdin, as the real spawn path (host, supervisor, child,
+    /// `execveat`) sets it up, seen from inside the helper's process: a
+    /// socket, which a same-uid process cannot reopen through
+    /// `/proc/PID/fd/0` (ENXIO, where a pipe would open), one-way like a
+    /// pipe, carrying the whole handoff and then EOF.
+    #[test]
+    fn the_helpers_stdin_is_a_socket_that_proc_cannot_reopen() {
+        let exec = Exec::open(Path::new("/bin/sh")).expect("/bin/sh");
+        let script = r#"printf '%s' "$1"
+stat -L -c 'type: %F' /proc/self/fd/0
+if cat /proc/self/fd/0 >/dev/null 2>&1; then echo 'reopen: ok'; else echo 'reopen: failed'; fi
+cat /proc/self/fd/0 2>&1 >/dev/null | sed 's/^.*: /reopen error: /'
+if (printf x >&0) 2>/dev/null; then echo 'send: ok'; else echo 'send: failed'; fi
+echo "bytes: $(wc -c)""#;
+        let ready = std::str::from_utf8(READY).unwrap();
+        let args = [
+            c"sh".to_owned(),
+            c"-c".to_owned(),
+            CString::new(script).unwrap(),
+            c"sh".to_owned(),
+            CString::new(ready).unwrap(),
+        ];
+        let input = vec![b'x'; 300_000]; // more than a socket buffer holds
+        let done = run(&exec, &args, &input, Duration::from_secs(30)).unwrap();
+        let out = String::from_utf8_lossy(&done.stdout);
+        assert_eq!(done.how, Termination::Exited(0), "{out}");
+        assert!(out.contains("type: socket\n"), "{out}");
+        assert!(out.contains("reopen: failed\n"), "{out}");
+        assert!(
+            out.contains("reopen error: No such device or address\n"),
+            "{out}"
+        );
+        assert!(out.contains("send: failed\n"), "one-way: {out}");
+        assert!(out.contains(&format!("bytes: {}\n", input.len())), "{out}");
+    }
+}

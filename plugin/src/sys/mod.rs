@@ -6,7 +6,8 @@
 //! the diagram in [`crate::spawn`]), one module per process:
 //!
 //! - this file: what the host (smtp) calls: the first `fork`, reaping the
-//!   intermediate child, and small wrappers;
+//!   intermediate child, the helper's pipes and handoff socket, and small
+//!   wrappers;
 //! - [`intermediate`]: the intermediate child, gone at once;
 //! - [`supervisor`]: the supervisor, **the no-allocation zone**;
 //! - [`child`]: the helper's process between `fork` and `exec`.
@@ -71,6 +72,7 @@ pub(crate) fn poll_ms(d: Duration) -> c_int {
     d.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int
 }
 
+/// A one-way channel: a pipe, or the handoff socket used as one.
 struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
@@ -82,6 +84,30 @@ fn pipe() -> io::Result<Pipe> {
     cerr(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     // SAFETY: both descriptors were just created and are owned by nothing else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok(Pipe { read, write })
+}
+
+/// The helper's stdin, which carries the handoff: a connected pair of unix
+/// stream sockets made one-way (the helper's end cannot send), used like a
+/// pipe. Unlike a pipe, a socket cannot be reopened through
+/// `/proc/PID/fd/0` (ENXIO), so no other process of the helper's uid can
+/// get a descriptor for it that way, even while the helper is dumpable.
+fn handoff_socket() -> io::Result<Pipe> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints for socketpair to fill.
+    cerr(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: shutdown on a socket we own; for a stream pair this also ends
+    // reading on the other end.
+    cerr(unsafe { libc::shutdown(read.as_raw_fd(), libc::SHUT_WR) })?;
     Ok(Pipe { read, write })
 }
 
@@ -109,7 +135,7 @@ pub(crate) fn spawn_supervised(
     input: &[u8],
     safety: Duration,
 ) -> io::Result<OwnedFd> {
-    let (stdin, stdout, stderr, report) = (pipe()?, pipe()?, pipe()?, pipe()?);
+    let (stdin, stdout, stderr, report) = (handoff_socket()?, pipe()?, pipe()?, pipe()?);
     let argv = Argv::new(args);
     let envp: [*const c_char; 1] = [std::ptr::null()];
     let plan = supervisor::Plan {

@@ -5,11 +5,12 @@
 //! drop glue.
 //!
 //! It is an orphan in its own session (init reaps it), holds no descriptor
-//! of the host but its pipes and the helper's executable, and ignores
-//! SIGPIPE. It forks the helper
-//! ([`super::child`]), hands it the config once the helper says it is
-//! non-dumpable, drains its output, reaps it (killing it only at the safety
-//! deadline), and writes one [`report`](crate::spawn::report) to the host.
+//! of the host but its pipes, the handoff socket and the helper's
+//! executable, and ignores SIGPIPE. It forks the helper
+//! ([`super::child`]), hands it the config over the socket once the helper
+//! says it is non-dumpable, drains its output, reaps it (killing it only at
+//! the safety deadline), and writes one [`report`](crate::spawn::report) to
+//! the host.
 
 use super::{close, close_all_except, readable, reap};
 use crate::spawn::report::{self, Termination, CAPTURE};
@@ -22,9 +23,10 @@ use std::time::{Duration, Instant};
 
 /// What the processes after the host's `fork` use, built before it.
 pub(super) struct Plan<'a> {
-    /// stdin, stdout, stderr as the helper gets them.
+    /// stdin (the handoff socket), stdout, stderr (pipes) as the helper
+    /// gets them.
     pub helper_ends: [RawFd; 3],
-    /// The supervisor's ends of those pipes.
+    /// The supervisor's ends of those.
     pub own_ends: [RawFd; 3],
     /// The write end of the report pipe.
     pub report: RawFd,
@@ -204,8 +206,17 @@ fn wait_child(child: &Child, input: &[u8], timeout: Duration, cap: &mut Capture)
         }
         if ready && fds[0].fd >= 0 && fds[0].revents != 0 {
             let rest = &input[written..];
-            // SAFETY: writing from a valid slice to our pipe end.
-            let w = cerr(unsafe { libc::write(fds[0].fd, rest.as_ptr().cast(), rest.len()) });
+            // Never blocks (so the deadline and the outputs stay watched)
+            // and never raises SIGPIPE; a full buffer is EAGAIN, tried again.
+            // SAFETY: sending from a valid slice on our socket end.
+            let w = cerr(unsafe {
+                libc::send(
+                    fds[0].fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            });
             if let Ok(n) = w {
                 written += n as usize;
             }
