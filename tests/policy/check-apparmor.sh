@@ -194,6 +194,12 @@ has "smtp: reads the configuration file" "$work/snippet.own" '^[[:space:]]*/etc/
 has "smtp: maps the plugin library" "$work/snippet.own" 'sasl2/libsasl-xoauth2\.so\*[[:space:]]+mr,'
 has "smtp: may signal the helper (kill, term)" "$work/snippet.own" "signal \\(send\\) set=\\(kill, term\\) peer=$HELPER_NAME,"
 has "helper: accepts kill/term from postfix-smtp" "$work/helper.own" 'signal \(receive\) set=\(kill, term\) peer=postfix-smtp,'
+has "helper: may use its stdin, the handoff socket (unix send/receive, stream only)" "$work/helper.own" '^[[:space:]]*unix[[:space:]]+\(send, receive\)[[:space:]]+type=stream,'
+if grep -E '^[[:space:]]*unix' "$work/helper.own" | grep -qvE '^[[:space:]]*unix[[:space:]]+\(send, receive\)[[:space:]]+type=stream,'; then
+	not_ok "helper: no other unix rule of its own (no connect, bind, listen, accept)" "$(grep -E '^[[:space:]]*unix' "$work/helper.own")"
+else
+	ok "helper: no other unix rule of its own (no connect, bind, listen, accept)"
+fi
 # Cross-check: the Px target names the helper profile.
 if grep -Eq "^[[:space:]]*profile[[:space:]]+$HELPER_NAME[[:space:]]" "$work/helper.pre"; then
 	ok "Px target $HELPER_NAME is the profile name in the helper profile"

@@ -339,6 +339,15 @@ present "$SMTP may start the helper under no_new_privs (nnp_transition)" "$POL" 
 present "$HELPER may send SIGCHLD to $SMTP" "$POL" -A -s $HELPER -t $SMTP -c process -p sigchld
 present "$HELPER may use descriptors inherited from $SMTP" "$POL" -A -s $HELPER -t $SMTP -c fd -p use
 present "$HELPER may read and write pipes of $SMTP" "$POL" -A -s $HELPER -t $SMTP -c fifo_file -p read,write
+present "$HELPER may read (and keep across the transition) its stdin, a socket of $SMTP" "$POL" -A -s $HELPER -t $SMTP -c unix_stream_socket -p read,write
+perms=$(q "$POL" -A -s $HELPER -t $SMTP -c unix_stream_socket | sed -E 's/^[^:]*:unix_stream_socket *//; s/[{};]//g' | tr ' ' '\n' | grep . | sort -u | tr '\n' ' ')
+if [[ $perms == "read write " ]]; then
+	ok "$HELPER gets only { read write } on sockets of $SMTP (no getattr, setopt, shutdown, connectto, ...)"
+else
+	not_ok "$HELPER gets only { read write } on sockets of $SMTP (no getattr, setopt, shutdown, connectto, ...)" "granted: $perms
+$(q "$POL" -A -s $HELPER -t $SMTP -c unix_stream_socket)"
+fi
+present "$SMTP may make and shut down its own unix stream sockets (the handoff socketpair)" "$POL" -A -s $SMTP -t $SMTP -c unix_stream_socket -p create,read,write,shutdown
 
 # ---------------------------------------------------------------- postfix_smtp_t: absent
 absent "$SMTP cannot write/append/create/unlink/rename/link/setattr/relabel token files" \
@@ -383,7 +392,7 @@ if q "$POL" -T -s $HELPER -t etc_t -c file -D $SECRET | grep -qE '[ "]sasl-xoaut
 else
 	not_ok "type_transition domain etc_t:file $SECRET \"sasl-xoauth2.secret\" (the client_secret_file is labelled)" "$(q "$POL" -T -s $HELPER -t etc_t -c file -D $SECRET)"
 fi
-absent "$HELPER cannot read the configuration file (it arrives over the pipe)" "$POL" -A -s $HELPER -t $CONF -c file -p read,open,getattr,map
+absent "$HELPER cannot read the configuration file (it arrives on its stdin)" "$POL" -A -s $HELPER -t $CONF -c file -p read,open,getattr,map
 present "$HELPER searches the Postfix chroot root (postfix_spool_t dir)" "$POL" -A -s $HELPER -t postfix_spool_t -c dir -p search
 
 # ---------------------------------------------------------------- helper: absent / bounded
@@ -402,12 +411,12 @@ helper_bounds() { # POLICY LABEL
 		"$p" -A -s $HELPER -c file -p write,append,create,unlink,rename,link,setattr
 	only "$HELPER changes entries only in token and secrets directories$l" 2 "$TOKEN $SECRET" \
 		"$p" -A -s $HELPER -c dir -p write,add_name,remove_name,create,rmdir,rename,reparent,setattr
-	# Every rule from the helper to a postfix_* type: pipes/fd/sigchld with
+	# Every rule from the helper to a postfix_* type: pipes/socket/fd/sigchld with
 	# postfix_smtp_t, and search on the chroot root; nothing in the queue.
 	local out bad
 	out=$(q "$p" -A -s $HELPER | awk '$1 == "allow" { t = $3; sub(/:.*/, "", t); if (t ~ /^postfix_/) print }')
 	bad=$(awk '{ t = $3; split(t, tc, ":"); ty = tc[1]; cl = tc[2]
-		if (ty == "postfix_smtp_t" && (cl == "fd" || cl == "fifo_file" || cl == "process")) next
+		if (ty == "postfix_smtp_t" && (cl == "fd" || cl == "fifo_file" || cl == "process" || cl == "unix_stream_socket")) next
 		if (ty == "postfix_spool_t" && cl == "dir") {
 			line = $0; sub(/^[^{]*\{/, "", line); sub(/\}.*$/, "", line)
 			if (line == "") { line = $4; sub(/;$/, "", line) }
