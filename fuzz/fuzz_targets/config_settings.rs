@@ -135,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    if let Err(e) = Endpoint::parse(&s.token_endpoint) {
+    if let Err(e) = Endpoint::parse(&s.token_endpoint).map_err(|e| e.to_string()) {
         assert_no_secret("endpoint error", &e, &secrets);
         if s.token_endpoint.contains('@') {
             assert!(
@@ -145,7 +145,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Some(p) = &s.proxy {
-        if let Err(e) = ProxySpec::parse(p) {
+        if let Err(e) = ProxySpec::parse(p).map_err(|e| e.to_string()) {
             assert_no_secret("proxy error", &e, &secrets);
             assert!(
                 p.is_empty() || !e.contains(p.as_str()),

@@ -18,19 +18,22 @@ const LATER: &str = "the refresh will be tried again later";
 pub enum Failure {
     /// Bad command line.
     Usage(String),
-    /// The configuration (file, handoff or a value in it) is unusable; the
-    /// message names the file/field, and the fix after its last "; " (if
-    /// it has one: see [`Failure::fix`]).
-    Config(String),
+    /// The configuration (file, handoff or a value in it) is unusable:
+    /// `what` names the file/field, `fix` (if known) what to do.
+    Config {
+        what: String,
+        fix: Option<String>,
+    },
     /// The config file itself is broken.
     ConfigFile(FileError),
     /// The token file is missing, unreadable or invalid.
     Token(FileError),
-    /// The token file is unsafe to use (e.g. writable by everyone); the
-    /// fix follows the last "; " of `why`.
+    /// The token file (or its secrets file) is unsafe to use (e.g.
+    /// writable by everyone), or an override in it is refused.
     TokenUnsafe {
         path: PathBuf,
         why: String,
+        fix: Option<String>,
     },
     /// The request cannot be built (missing client_id, ...).
     Request {
@@ -82,10 +85,18 @@ pub struct ProviderFailure {
 }
 
 impl Failure {
+    /// A config problem and what to do about it.
+    pub(crate) fn config(what: impl Into<String>, fix: impl Into<String>) -> Failure {
+        Failure::Config {
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::Usage(_) => exit::USAGE,
-            Failure::Config(_) | Failure::ConfigFile(_) => exit::CONFIG,
+            Failure::Config { .. } | Failure::ConfigFile(_) => exit::CONFIG,
             Failure::Token(e) => match e.problem {
                 Problem::Missing
                 | Problem::Unreadable(_)
@@ -132,14 +143,12 @@ impl Failure {
             Failure::ConfigFile(e) | Failure::Token(e) => {
                 (format!("{} {}", e.path.display(), e.problem), e.fix())
             }
-            // Their text was composed where they were raised, as "what; fix".
-            Failure::Config(_) | Failure::TokenUnsafe { .. } | Failure::Lock(_) => {
-                let text = self.to_string();
-                match text.rsplit_once("; ") {
-                    Some((what, fix)) => (what.to_string(), fix.to_string()),
-                    None => (text, "see the message".to_string()),
-                }
-            }
+            Failure::Config { what, fix } => (what.clone(), fix_or_see(fix)),
+            Failure::TokenUnsafe { path, why, fix } => (
+                format!("token file {}: {why}", path.display()),
+                fix_or_see(fix),
+            ),
+            Failure::Lock(e) => (e.what(), e.fix()),
             Failure::Usage(m) => (
                 m.clone(),
                 "usage: sasl-xoauth2-refresh [--config PATH | --config-fd N] [--force] TOKEN_PATH".into(),
@@ -261,13 +270,20 @@ impl Failure {
     }
 }
 
+fn fix_or_see(fix: &Option<String>) -> String {
+    fix.clone().unwrap_or_else(|| "see the message".into())
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::ConfigFile(e) | Failure::Token(e) => write!(f, "{e}"),
-            Failure::Config(m) => f.write_str(m),
-            Failure::TokenUnsafe { path, why } => write!(f, "token file {}: {why}", path.display()),
-            Failure::Lock(e) => write!(f, "{e}"),
+            Failure::Config { what, fix: None } => f.write_str(what),
+            Failure::TokenUnsafe {
+                path,
+                why,
+                fix: None,
+            } => write!(f, "token file {}: {why}", path.display()),
             _ => {
                 let (what, fix) = self.parts();
                 write!(f, "{what}; {fix}")
@@ -330,13 +346,17 @@ mod tests {
         let f = Failure::Token(FileError::new(FileKind::Token, &t, Problem::Missing));
         assert_eq!(f.what(), "/etc/tokens/a does not exist");
         assert!(f.to_string().starts_with("token file /etc/tokens/a: "));
-        // Text composed where it was raised: its last "; " starts the fix.
-        let f = Failure::Config("bad thing; fix a; fix b".into());
+        // Typed halves: a "; " inside either stays where it is.
+        let f = Failure::config("bad thing; fix a", "fix b");
         assert_eq!(
             (f.what(), f.fix()),
             ("bad thing; fix a".into(), "fix b".into())
         );
-        let f = Failure::Config("no fix given".into());
+        assert_eq!(f.to_string(), "bad thing; fix a; fix b");
+        let f = Failure::Config {
+            what: "no fix given".into(),
+            fix: None,
+        };
         assert_eq!(
             (f.what(), f.fix()),
             ("no fix given".into(), "see the message".into())

@@ -30,34 +30,56 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// A token endpoint or proxy URL we refuse: what is wrong and, where there
+/// is one, the fix. Displays as "what; fix".
+#[derive(Debug)]
+pub struct UrlError {
+    pub what: String,
+    pub fix: Option<&'static str>,
+}
+
+impl std::fmt::Display for UrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.fix {
+            Some(fix) => write!(f, "{}; {fix}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
 impl Endpoint {
     /// Accept only `https://host[:port]/path` URLs without credentials.
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
+    pub fn parse(url: &str) -> Result<Endpoint, UrlError> {
         // The URL is repeated only when it cannot hold a password.
         let shown = if url.contains('@') {
             String::new()
         } else {
             format!(" {url:?}")
         };
-        let bad = |why: &str| format!("token_endpoint{shown} {why}");
+        let bad = |why: &str, fix| UrlError {
+            what: format!("token_endpoint{shown} {why}"),
+            fix,
+        };
+        const USE_HTTPS: Option<&str> = Some("use https://host/path");
         let uri: Uri = url
             .parse()
-            .map_err(|_| bad("is not a valid URL; use https://host/path"))?;
+            .map_err(|_| bad("is not a valid URL", USE_HTTPS))?;
         match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("https") => {}
-            _ => return Err(bad("must start with https://")),
+            _ => return Err(bad("must start with https://", None)),
         }
         let authority = uri
             .authority()
-            .ok_or_else(|| bad("has no host; use https://host/path"))?;
+            .ok_or_else(|| bad("has no host", USE_HTTPS))?;
         if authority.as_str().contains('@') {
             return Err(bad(
-                "must not contain user:password@; put client credentials in client_id/client_secret",
+                "must not contain user:password@",
+                Some("put client credentials in client_id/client_secret"),
             ));
         }
         let host = strip_brackets(authority.host());
         if host.is_empty() {
-            return Err(bad("has no host; use https://host/path"));
+            return Err(bad("has no host", USE_HTTPS));
         }
         Ok(Endpoint {
             url: url.to_string(),
@@ -91,18 +113,18 @@ pub struct ProxySpec {
 }
 
 impl ProxySpec {
-    pub fn parse(spec: &str) -> Result<ProxySpec, String> {
-        let proxy = ureq::Proxy::new(spec).map_err(|_| {
-            "proxy is not a valid URL; use http://host:port (optionally http://user:password@host:port)".to_string()
+    pub fn parse(spec: &str) -> Result<ProxySpec, UrlError> {
+        let proxy = ureq::Proxy::new(spec).map_err(|_| UrlError {
+            what: "proxy is not a valid URL".into(),
+            fix: Some("use http://host:port (optionally http://user:password@host:port)"),
         })?;
         match proxy.protocol() {
             ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => {}
-            _ => {
-                return Err(
-                    "proxy: only http:// and https:// (CONNECT) proxies are supported, not SOCKS"
-                        .to_string(),
-                )
-            }
+            _ => return Err(UrlError {
+                what: "proxy: only http:// and https:// (CONNECT) proxies are supported, not SOCKS"
+                    .into(),
+                fix: None,
+            }),
         }
         Ok(ProxySpec {
             host: strip_brackets(proxy.host()).to_string(),
@@ -414,9 +436,11 @@ mod tests {
         }
         assert!(!Endpoint::parse("https://u:hunter2@h/t")
             .unwrap_err()
+            .to_string()
             .contains("hunter2"));
         assert!(Endpoint::parse("ftp://h/t")
             .unwrap_err()
+            .to_string()
             .contains("\"ftp://h/t\""));
     }
 

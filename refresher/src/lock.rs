@@ -83,26 +83,38 @@ pub enum LockError {
     NotRegular { path: PathBuf },
 }
 
-impl std::fmt::Display for LockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl LockError {
+    /// What went wrong.
+    pub fn what(&self) -> String {
         match self {
-            LockError::Timeout { path, waited } => write!(
-                f,
-                "another refresh of this token still holds {} after {} s; try again later",
+            LockError::Timeout { path, waited } => format!(
+                "another refresh of this token still holds {} after {} s",
                 path.display(),
                 waited.as_secs()
             ),
-            LockError::Open { path, source } => write!(
-                f,
-                "cannot open the lock file {}: {source}; the token's directory must be writable by the user running the refresh",
-                path.display()
-            ),
-            LockError::NotRegular { path } => write!(
-                f,
-                "{} is not a regular file; remove it (it is recreated as an empty lock file)",
-                path.display()
-            ),
+            LockError::Open { path, source } => {
+                format!("cannot open the lock file {}: {source}", path.display())
+            }
+            LockError::NotRegular { path } => format!("{} is not a regular file", path.display()),
         }
+    }
+
+    /// What to do next.
+    pub fn fix(&self) -> String {
+        match self {
+            LockError::Timeout { .. } => "try again later",
+            LockError::Open { .. } => {
+                "the token's directory must be writable by the user running the refresh"
+            }
+            LockError::NotRegular { .. } => "remove it (it is recreated as an empty lock file)",
+        }
+        .into()
+    }
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.what(), self.fix())
     }
 }
 

@@ -76,9 +76,10 @@ pub fn load_config(src: &ConfigSource) -> Result<Loaded, Failure> {
 
 fn load_handoff(fd: RawFd) -> Result<Loaded, Failure> {
     let owned = crate::sys::take_inherited_fd(fd).map_err(|e| {
-        Failure::Config(format!(
-            "--config-fd {fd}: {e}; the descriptor must carry the plugin's config handoff"
-        ))
+        Failure::config(
+            format!("--config-fd {fd}: {e}"),
+            "the descriptor must carry the plugin's config handoff",
+        )
     })?;
     let mut file = std::fs::File::from(owned);
     let bytes = common::fsread::read_all_capped(&mut file, MAX_HANDOFF_SIZE);
@@ -86,11 +87,14 @@ fn load_handoff(fd: RawFd) -> Result<Loaded, Failure> {
         // Keep 0-2 occupied so no file we open later becomes "stdout".
         let _ = file.into_raw_fd();
     }
-    let bytes = Zeroizing::new(
-        bytes.map_err(|p| Failure::Config(format!("config handoff on descriptor {fd} {p}")))?,
-    );
-    let h =
-        Handoff::decode(&bytes).map_err(|e| Failure::Config(format!("{e} (descriptor {fd})")))?;
+    let bytes = Zeroizing::new(bytes.map_err(|p| Failure::Config {
+        what: format!("config handoff on descriptor {fd} {p}"),
+        fix: None,
+    })?);
+    let h = Handoff::decode(&bytes).map_err(|e| Failure::Config {
+        what: format!("{e} (descriptor {fd})"),
+        fix: None,
+    })?;
     let config = Config::parse(h.config.as_bytes(), Path::new(&h.config_path))
         .map_err(Failure::ConfigFile)?;
     let ca_pem = if h.ca_pem.trim().is_empty() {
@@ -138,11 +142,8 @@ pub(super) fn check_token_mode(path: &Path, meta: &FileMeta) -> Result<(), Failu
     if meta.mode & 0o002 != 0 {
         return Err(Failure::TokenUnsafe {
             path: path.to_path_buf(),
-            why: format!(
-                "is writable by every user (mode {:04o}); run `chmod 600 {}`",
-                meta.mode,
-                path.display()
-            ),
+            why: format!("is writable by every user (mode {:04o})", meta.mode),
+            fix: Some(format!("run `chmod 600 {}`", path.display())),
         });
     }
     if meta.mode & 0o004 != 0 {
@@ -225,21 +226,20 @@ pub(super) fn check_secrets_meta(
     path: &Path,
     token: &FileMeta,
     secrets: &FileMeta,
-) -> Result<(), String> {
+) -> Result<(), (String, String)> {
     if secrets.uid != token.uid {
-        return Err(format!(
-            "belongs to uid {}, but the token file to uid {}; run `chown {} {}`",
-            secrets.uid,
-            token.uid,
-            token.uid,
-            path.display()
+        return Err((
+            format!(
+                "belongs to uid {}, but the token file to uid {}",
+                secrets.uid, token.uid
+            ),
+            format!("run `chown {} {}`", token.uid, path.display()),
         ));
     }
     if secrets.mode & 0o077 != 0 {
-        return Err(format!(
-            "is open to group or others (mode {:04o}); run `chmod 600 {}`",
-            secrets.mode,
-            path.display()
+        return Err((
+            format!("is open to group or others (mode {:04o})", secrets.mode),
+            format!("run `chmod 600 {}`", path.display()),
         ));
     }
     Ok(())
@@ -254,9 +254,10 @@ pub(super) fn read_secrets(
 ) -> Result<Option<SecretsRead>, Failure> {
     let spath = common::secrets::secrets_path(path);
     let dir = common::secrets::secrets_dir(path);
-    let unsafe_ = |why: String| Failure::TokenUnsafe {
+    let unsafe_ = |(why, fix): (String, String)| Failure::TokenUnsafe {
         path: path.to_path_buf(),
         why: format!("its secrets file {} {why}", spath.display()),
+        fix: Some(fix),
     };
     let lstat = |p: &Path| {
         Entry::of(p).map_err(|e| {
@@ -268,10 +269,13 @@ pub(super) fn read_secrets(
         })
     };
     let found = layout(lstat(&dir)?, lstat(&spath)?).map_err(|why| {
-        unsafe_(format!(
-            "{why}, refused (nothing was sent); make {} a regular file (mode 0600) in the directory {} (mode 0700), or remove it to use the single-file layout",
-            spath.display(),
-            dir.display()
+        unsafe_((
+            format!("{why}, refused (nothing was sent)"),
+            format!(
+                "make {} a regular file (mode 0600) in the directory {} (mode 0700), or remove it to use the single-file layout",
+                spath.display(),
+                dir.display()
+            ),
         ))
     })?;
     if found == Layout::Single {
@@ -363,14 +367,14 @@ mod tests {
         let p = Path::new("/etc/tokens/secrets/a");
         assert!(check_secrets_meta(p, &m(8, 0o600), &m(8, 0o600)).is_ok());
         assert!(check_secrets_meta(p, &m(8, 0o644), &m(8, 0o400)).is_ok());
-        let e = check_secrets_meta(p, &m(8, 0o600), &m(9, 0o600)).unwrap_err();
+        let (why, fix) = check_secrets_meta(p, &m(8, 0o600), &m(9, 0o600)).unwrap_err();
         assert!(
-            e.contains("uid 9") && e.ends_with("run `chown 8 /etc/tokens/secrets/a`"),
-            "{e}"
+            why.contains("uid 9") && fix == "run `chown 8 /etc/tokens/secrets/a`",
+            "{why}; {fix}"
         );
         for mode in [0o640, 0o604, 0o620, 0o602, 0o610, 0o666] {
-            let e = check_secrets_meta(p, &m(8, 0o600), &m(8, mode)).unwrap_err();
-            assert!(e.ends_with("run `chmod 600 /etc/tokens/secrets/a`"), "{e}");
+            let (why, fix) = check_secrets_meta(p, &m(8, 0o600), &m(8, mode)).unwrap_err();
+            assert_eq!(fix, "run `chmod 600 /etc/tokens/secrets/a`", "{why}");
         }
     }
 

@@ -6,7 +6,7 @@ use super::load::{merge_secrets, read_client_secret_file, read_secrets, Loaded};
 use super::locked::{ctx, send, Retry};
 use crate::diag;
 use crate::error::Failure;
-use crate::http::{Client, Endpoint, ProxySpec, Resolved, Route, Trust};
+use crate::http::{Client, Endpoint, ProxySpec, Resolved, Route, Trust, UrlError};
 use crate::oauth::{self, Granted};
 use crate::sandbox::{self, Policy};
 use crate::store::FileMeta;
@@ -32,7 +32,8 @@ pub(super) fn sandbox_policy(token_path: &Path, connect_port: u16, mode: Sandbox
 pub fn resolve(config: &Config, token: &TokenFile, token_path: &Path) -> Result<Settings, Failure> {
     Settings::resolve(config, token).map_err(|e| Failure::TokenUnsafe {
         path: token_path.to_path_buf(),
-        why: e.to_string(),
+        why: format!("{} ({})", e.refused, e.config),
+        fix: Some("nothing was sent".into()),
     })
 }
 
@@ -50,10 +51,13 @@ fn load_trust(loaded: &Loaded, settings: &Settings) -> Result<Trust, Failure> {
     }
     if let Some(pem) = &loaded.ca_pem {
         return Trust::from_pem(pem.as_bytes(), "the plugin's handoff").map_err(|e| {
-            Failure::Config(format!(
-                "{e}; check ca_bundle_file / ca_certs_dir in {}",
-                loaded.config.path.display()
-            ))
+            Failure::config(
+                e.to_string(),
+                format!(
+                    "check ca_bundle_file / ca_certs_dir in {}",
+                    loaded.config.path.display()
+                ),
+            )
         });
     }
     if settings.ca_bundle_file.is_some() || settings.ca_certs_dir.is_some() {
@@ -70,9 +74,10 @@ fn trust_from_paths(file: Option<&str>, dir: Option<&str>, from: &str) -> Result
     let mut pem = Zeroizing::new(String::new());
     let mut sources = Vec::new();
     let cfg = |what: &str, p: &str, e: String| {
-        Failure::Config(format!(
-            "{what} {p} (set in the {from}) {e}; fix the path or remove the setting to use the built-in roots"
-        ))
+        Failure::config(
+            format!("{what} {p} (set in the {from}) {e}"),
+            "fix the path or remove the setting to use the built-in roots",
+        )
     };
     if let Some(f) = file.filter(|f| !f.is_empty()) {
         let text =
@@ -99,7 +104,8 @@ fn trust_from_paths(file: Option<&str>, dir: Option<&str>, from: &str) -> Result
         pem.push_str(&found.pem);
         sources.push(format!("the CA certificates of {d}"));
     }
-    Trust::from_pem(pem.as_bytes(), &sources.join(" + ")).map_err(Failure::Config)
+    Trust::from_pem(pem.as_bytes(), &sources.join(" + "))
+        .map_err(|what| Failure::Config { what, fix: None })
 }
 
 /// The token request, built from the config and the token file without
@@ -139,12 +145,15 @@ pub fn prepare_request(
             config: config.path.clone(),
         }
     })?;
-    let in_config = |e: String| {
-        Failure::Config(format!(
-            "{e} (in {} or {})",
-            config.path.display(),
-            token_path.display()
-        ))
+    let in_config = |e: UrlError| {
+        let files = format!("(in {} or {})", config.path.display(), token_path.display());
+        match e.fix {
+            Some(fix) => Failure::config(e.what, format!("{fix} {files}")),
+            None => Failure::Config {
+                what: format!("{} {files}", e.what),
+                fix: None,
+            },
+        }
     };
     let endpoint = Endpoint::parse(&settings.token_endpoint).map_err(in_config)?;
     let proxy = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
@@ -243,9 +252,10 @@ fn confine_like_the_helper(
     mode: SandboxMode,
 ) -> Result<(), Failure> {
     crate::privdrop::drop_to_token_owner(token_path).map_err(|e| {
-        Failure::Config(format!(
-            "{e}; refusing to contact the token endpoint as root"
-        ))
+        Failure::config(
+            e.to_string(),
+            "refusing to contact the token endpoint as root",
+        )
     })?;
     sandbox::harden_process(&[]).map_err(Failure::Sandbox)?;
     sandbox::lock_down(&sandbox_policy(token_path, route.connect_host().1, mode))
