@@ -329,6 +329,18 @@ mod tests {
     }
 
     #[test]
+    fn split_token_keeps_a_number_beyond_i64_exactly() {
+        // Found by fuzz/token_file: without serde_json's float_roundtrip the
+        // rewrite changed this expiry in its last digits.
+        let input = br#"{"refresh_token":"r","expiry":999999999998999999998,"ken":null}"#;
+        let split = split_token(input, Path::new("/t")).unwrap();
+        let want: Value =
+            serde_json::from_slice(br#"{"expiry":999999999998999999998,"ken":null}"#).unwrap();
+        let got: Value = serde_json::from_slice(&split.token).unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn split_token_keeps_every_other_field_in_order() {
         let t = format!(
             r#"{{"access_token":"at","refresh_token":"{RT}","user":"u@x","client_id":"c",
