@@ -1,14 +1,17 @@
 //! The config file and its merge with a token file's overrides, as the
 //! helper does before a refresh: `Config::parse`, `TokenFile::parse`,
-//! `Settings::resolve` (with the trust rule), the token request body (`oauth::form_body`), the
-//! endpoint and proxy URLs (`http::Endpoint::parse`, `ProxySpec::parse`) and
-//! the refresh decision (`policy::freshness`).
+//! `Settings::resolve` (with the trust rule), the token request body
+//! (`oauth::form_body`), the endpoint and proxy URLs
+//! (`http::Endpoint::parse`, `ProxySpec::parse`) and the refresh decision
+//! (`policy::freshness`).
 //!
 //! Input: config bytes, a NUL, token file bytes.
 //!
-//! Invariants: no panic; errors never quote the files; Debug shows no
-//! secret; the form body decodes back to exactly the merged settings; the
-//! plugin's shortcut `Settings::refresh_window` agrees with the full merge.
+//! Invariants: no panic; errors never quote the files' secrets (values
+//! shown on purpose, such as an endpoint, may hold anything); Debug shows
+//! no secret; a proxy error is static text; the form body decodes back to
+//! exactly the merged settings; the plugin's shortcut
+//! `Settings::refresh_window` agrees with the full merge.
 #![no_main]
 
 use common::policy::{freshness, Freshness};
@@ -106,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     match form_body(&s, token.refresh_token.as_ref()) {
-        Err(e) => assert_no_secret("request error", &e.to_string(), &secrets),
+        Err(e) => check("request error", &e.to_string()),
         Ok(body) => {
             let pairs = urlenc::parse_query(&body);
             let get = |k: &str| urlenc::single(&pairs, k).expect("no repeated field");
@@ -136,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Err(e) = Endpoint::parse(&s.token_endpoint).map_err(|e| e.to_string()) {
-        assert_no_secret("endpoint error", &e, &secrets);
+        check("endpoint error", &e);
         if s.token_endpoint.contains('@') {
             assert!(
                 !e.contains(&s.token_endpoint),
@@ -145,11 +148,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Some(p) = &s.proxy {
-        if let Err(e) = ProxySpec::parse(p).map_err(|e| e.to_string()) {
-            assert_no_secret("proxy error", &e, &secrets);
+        if let Err(e) = ProxySpec::parse(p) {
+            check("proxy error", &e.to_string());
+            // Static text cannot repeat the URL (or its password); a
+            // substring test could not tell "http://" from the fix text.
             assert!(
-                p.is_empty() || !e.contains(p.as_str()),
-                "proxy error repeats the URL: {e}"
+                matches!(e.what, std::borrow::Cow::Borrowed(_)),
+                "proxy error is built from the input: {e}"
             );
         }
     }

@@ -11,11 +11,11 @@
 //! a chrooted place lies inside the queue directory.
 #![no_main]
 
-use fuzzkit::split;
-use libfuzzer_sys::fuzz_target;
 use check::postfix::{
     chroot_default, import_environment, parse_master, parse_overrides, parse_params, places, View,
 };
+use fuzzkit::split;
+use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

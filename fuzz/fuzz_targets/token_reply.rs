@@ -11,12 +11,10 @@
 //! the refresh token or client secret we sent (the provider may echo them).
 #![no_main]
 
+use common::oauth::{parse_response, sanitise_description, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN};
 use common::Secret;
 use fuzzkit::{assert_no_secret, CLIENT_SECRET, REFRESH};
 use libfuzzer_sys::fuzz_target;
-use common::oauth::{
-    parse_response, sanitise_description, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN,
-};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

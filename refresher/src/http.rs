@@ -32,9 +32,13 @@ pub struct Endpoint {
 
 /// A token endpoint or proxy URL we refuse: what is wrong and, where there
 /// is one, the fix. Displays as "what; fix".
+///
+/// A proxy error is always borrowed static text: a proxy URL may hold a
+/// password, so its errors never repeat it. An endpoint is repeated only
+/// when it has no `@`.
 #[derive(Debug)]
 pub struct UrlError {
-    pub what: String,
+    pub what: std::borrow::Cow<'static, str>,
     pub fix: Option<&'static str>,
 }
 
@@ -57,7 +61,7 @@ impl Endpoint {
             format!(" {url:?}")
         };
         let bad = |why: &str, fix| UrlError {
-            what: format!("token_endpoint{shown} {why}"),
+            what: format!("token_endpoint{shown} {why}").into(),
             fix,
         };
         const USE_HTTPS: Option<&str> = Some("use https://host/path");
@@ -449,6 +453,11 @@ mod tests {
         let p = ProxySpec::parse("http://proxy.example:3128").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("proxy.example", 3128));
         assert!(ProxySpec::parse("socks5://127.0.0.1:1080").is_err());
+        for bad in ["http://user:hunter2pw@[::1", "socks5://user:hunter2pw@h:1"] {
+            let e = ProxySpec::parse(bad).unwrap_err();
+            assert!(matches!(e.what, std::borrow::Cow::Borrowed(_)), "{e}");
+            assert!(!e.to_string().contains("hunter2pw"), "{e}");
+        }
     }
 
     #[test]
