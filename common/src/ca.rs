@@ -13,7 +13,7 @@
 //!   (that is how `c_rehash` lays out `/etc/ssl/certs`); what they point to
 //!   must be a regular file.
 
-use crate::error::FileKind;
+use crate::error::{FileKind, Problem};
 use std::path::Path;
 
 /// Largest CA material read (one file, or one directory in total).
@@ -124,6 +124,11 @@ pub fn read_dir(dir: &Path) -> Result<CaPem, String> {
                 total += bytes.len() as u64;
                 ca_certs_only(&String::from_utf8_lossy(&bytes), &from, &mut out);
             }
+            // The cap is the directory's total, not this file's size.
+            Err(e) if matches!(e.problem, Problem::TooLarge(_)) => out.skipped.push(format!(
+                "{from}: the directory's CA files together are over {} MiB; not trusted",
+                MAX_CA_BYTES >> 20
+            )),
             Err(e) => out.skipped.push(format!("{from}: {}", e.problem)),
         }
     }
@@ -167,5 +172,22 @@ mod tests {
         let mut out = CaPem::default();
         ca_certs_only("not pem", "y", &mut out);
         assert_eq!(out.skipped, ["y: no PEM certificate"]);
+    }
+
+    #[test]
+    fn directory_cap_is_the_total() {
+        let d = std::env::temp_dir().join(format!("sx2-ca-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("00000000.0"), vec![b' '; 1536 << 10]).unwrap();
+        std::fs::write(d.join("00000000.1"), vec![b' '; 1 << 20]).unwrap();
+        let out = read_dir(&d).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(out.skipped.len(), 2, "{out:?}");
+        assert!(out.skipped[0].ends_with("00000000.0: no PEM certificate"));
+        assert!(
+            out.skipped[1].ends_with("files together are over 2 MiB; not trusted"),
+            "{out:?}"
+        );
     }
 }

@@ -25,8 +25,8 @@ pub enum Problem {
     Symlink,
     /// The path names something other than a regular file.
     NotRegular(&'static str),
-    /// The file is larger than [`crate::MAX_FILE_SIZE`].
-    TooLarge,
+    /// The file is larger than the cap (in bytes) its reader allows.
+    TooLarge(u64),
     /// The file is not valid JSON.
     Json {
         line: usize,
@@ -100,8 +100,9 @@ impl FileError {
                 "replace the symlink {path} with the file itself (links are refused so that nobody can redirect the plugin to another file)"
             ),
             (Problem::NotRegular(_), _) => format!("{path} must be a regular file"),
-            (Problem::TooLarge, _) => format!(
-                "{path} is larger than 64 KiB and cannot be a sasl-xoauth2 file; check that the right path is configured"
+            (Problem::TooLarge(cap), _) => format!(
+                "{path} is larger than {} and cannot be a sasl-xoauth2 file; check that the right path is configured",
+                Size(*cap)
             ),
             (Problem::Json { .. } | Problem::NotObject, FileKind::Config) => format!(
                 "fix the JSON syntax (`python3 -m json.tool {path}` shows where it breaks)"
@@ -158,7 +159,7 @@ impl fmt::Display for Problem {
             Problem::Unreadable(r) => write!(f, "cannot be read: {r}"),
             Problem::Symlink => f.write_str("is a symbolic link"),
             Problem::NotRegular(what) => write!(f, "is {what}, not a regular file"),
-            Problem::TooLarge => f.write_str("is too large (over 64 KiB)"),
+            Problem::TooLarge(cap) => write!(f, "is too large (over {})", Size(*cap)),
             Problem::Json {
                 line,
                 column,
@@ -198,6 +199,19 @@ impl fmt::Display for FileError {
 }
 
 impl std::error::Error for FileError {}
+
+/// A byte cap as people write it: "64 KiB", "4 MiB", else bytes.
+struct Size(u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{} MiB", n >> 20),
+            n if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{} KiB", n >> 10),
+            n => write!(f, "{n} bytes"),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

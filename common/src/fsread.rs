@@ -43,7 +43,7 @@ pub fn read_capped(path: &Path, kind: FileKind, cap: u64) -> Result<Vec<u8>, Fil
     let (file, size) = open_sized(path, kind)?;
     let err = |p| FileError::new(kind, path, p);
     if size > cap {
-        return Err(err(Problem::TooLarge));
+        return Err(err(Problem::TooLarge(cap)));
     }
     // Sized once from fstat (this is on every authentication's path); the
     // cap still holds if the file grows meanwhile.
@@ -52,7 +52,7 @@ pub fn read_capped(path: &Path, kind: FileKind, cap: u64) -> Result<Vec<u8>, Fil
         .read_to_end(&mut buf)
         .map_err(|e| err(Problem::Unreadable(e.to_string())))?;
     if buf.len() as u64 > cap {
-        return Err(err(Problem::TooLarge));
+        return Err(err(Problem::TooLarge(cap)));
     }
     Ok(buf)
 }
@@ -70,7 +70,7 @@ pub fn read_all_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, Problem> {
         .read_to_end(&mut buf)
         .map_err(|e| Problem::Unreadable(e.to_string()))?;
     if buf.len() as u64 > cap {
-        return Err(Problem::TooLarge);
+        return Err(Problem::TooLarge(cap));
     }
     Ok(buf)
 }
@@ -116,7 +116,11 @@ mod tests {
         );
         assert_eq!(
             read_capped(&big, k, 65536).unwrap_err().problem,
-            Problem::TooLarge
+            Problem::TooLarge(65536)
+        );
+        assert_eq!(
+            Problem::TooLarge(4 << 20).to_string(),
+            "is too large (over 4 MiB)"
         );
         assert_eq!(
             read_capped(&d.join("nope"), k, 64).unwrap_err().problem,
