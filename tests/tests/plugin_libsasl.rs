@@ -55,6 +55,18 @@ impl Env {
         run.assert_no_secret(SECRETS);
         run
     }
+
+    /// One XOAUTH2 login as user "u" with `pass` as the token file.
+    fn xoauth2(&self, pass: &Path) -> ClientRun {
+        self.run(&[
+            "--mech",
+            "XOAUTH2",
+            "--user",
+            "u",
+            "--pass",
+            pass.to_str().unwrap(),
+        ])
+    }
 }
 
 impl Drop for Env {
@@ -289,14 +301,7 @@ fn garbage_challenge_is_handled_like_an_error() {
 
 /// Start an exchange that must fail; return the log.
 fn failing(env: &Env, pass: &Path) -> Vec<String> {
-    let run = env.run(&[
-        "--mech",
-        "XOAUTH2",
-        "--user",
-        "u",
-        "--pass",
-        pass.to_str().unwrap(),
-    ]);
+    let run = env.xoauth2(pass);
     let rc = run.rc("start", 0).unwrap();
     assert!(rc < 0, "expected failure: {run:?}");
     let log: Vec<String> = run.log().into_iter().map(String::from).collect();
@@ -345,14 +350,7 @@ fn bad_token_files_fail_with_file_and_field_named() {
         "split.json",
         &format!(r#"{{"access_token":"{ACCESS}","expiry":"9999999999"}}"#),
     );
-    let run = env.run(&[
-        "--mech",
-        "XOAUTH2",
-        "--user",
-        "u",
-        "--pass",
-        split.to_str().unwrap(),
-    ]);
+    let run = env.xoauth2(&split);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
     env.write(
         "sasl-xoauth2.conf",
@@ -389,14 +387,7 @@ fn bad_token_files_fail_with_file_and_field_named() {
 fn expiry_past_2038_is_fine() {
     let env = Env::new("y2038");
     let token = env.token("tok.json", "9999999999", "");
-    let run = env.run(&[
-        "--mech",
-        "XOAUTH2",
-        "--user",
-        "u",
-        "--pass",
-        token.to_str().unwrap(),
-    ]);
+    let run = env.xoauth2(&token);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE), "{run:?}");
 }
 
@@ -431,14 +422,7 @@ fn log_modes_follow_the_config() {
     };
 
     conf(r#","log_to_syslog_on_failure":"no""#);
-    let run = env.run(&[
-        "--mech",
-        "XOAUTH2",
-        "--user",
-        "u",
-        "--pass",
-        missing.to_str().unwrap(),
-    ]);
+    let run = env.xoauth2(&missing);
     assert!(run.rc("start", 0).unwrap() < 0);
     assert!(
         run.log().iter().all(|l| !l.contains("sasl-xoauth2")),
@@ -447,14 +431,7 @@ fn log_modes_follow_the_config() {
 
     let token = env.token("tok.json", &far_future(), "");
     conf(r#","always_log_to_syslog":"yes""#);
-    let run = env.run(&[
-        "--mech",
-        "XOAUTH2",
-        "--user",
-        "u",
-        "--pass",
-        token.to_str().unwrap(),
-    ]);
+    let run = env.xoauth2(&token);
     assert_eq!(run.rc("start", 0), Some(SASL_CONTINUE));
     assert!(
         run.log()
