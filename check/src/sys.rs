@@ -118,9 +118,8 @@ mod tests {
 
     #[test]
     fn xattr_absent_is_none_and_set_one_is_read() {
-        let d = std::env::temp_dir().join(format!("sx2-check-xattr-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let f = d.join("f");
         std::fs::write(&f, b"x").unwrap();
         let name = c"user.sasl_xoauth2_test";
@@ -147,6 +146,5 @@ mod tests {
             assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}");
         }
         assert!(get_xattr(&d.join("missing"), name).is_err());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -176,13 +176,11 @@ mod tests {
 
     #[test]
     fn directory_cap_is_the_total() {
-        let d = std::env::temp_dir().join(format!("sx2-ca-cap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         std::fs::write(d.join("00000000.0"), vec![b' '; 1536 << 10]).unwrap();
         std::fs::write(d.join("00000000.1"), vec![b' '; 1 << 20]).unwrap();
-        let out = read_dir(&d).unwrap();
-        std::fs::remove_dir_all(&d).unwrap();
+        let out = read_dir(d).unwrap();
         assert_eq!(out.skipped.len(), 2, "{out:?}");
         assert!(out.skipped[0].ends_with("00000000.0: no PEM certificate"));
         assert!(

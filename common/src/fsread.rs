@@ -87,16 +87,10 @@ fn open_problem(e: &io::Error) -> Problem {
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("sx2-fsread-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn refuses_symlink_dir_fifo_and_huge() {
-        let d = tmpdir("refuse");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let real = d.join("real.json");
         std::fs::write(&real, b"{}").unwrap();
         std::os::unix::fs::symlink(&real, d.join("link.json")).unwrap();
@@ -111,7 +105,7 @@ mod tests {
             Problem::Symlink
         );
         assert_eq!(
-            read_capped(&d, k, 64).unwrap_err().problem,
+            read_capped(d, k, 64).unwrap_err().problem,
             Problem::NotRegular("a directory")
         );
         assert_eq!(
@@ -126,6 +120,5 @@ mod tests {
             read_capped(&d.join("nope"), k, 64).unwrap_err().problem,
             Problem::Missing
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -175,9 +175,8 @@ mod tests {
 
     #[test]
     fn lock_held_sees_only_another_holder_of_the_real_file() {
-        let dir = std::env::temp_dir().join(format!("sx-lock-held-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let lock = dir.join("token.lock");
         assert!(!lock_held(&lock), "a missing file is not held");
         std::fs::write(&lock, b"").unwrap();
@@ -197,7 +196,6 @@ mod tests {
         assert!(!lock_held(&lock), "released when the helper's file closes");
         // The probe never created, wrote or truncated anything.
         assert_eq!(std::fs::read(&lock).unwrap(), b"");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

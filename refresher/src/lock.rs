@@ -230,13 +230,6 @@ fn open_lock_file(path: &Path, owner: Option<LockOwner>) -> Result<(File, bool),
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sx2-lock-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn lock_file_name() {
         assert_eq!(
@@ -247,7 +240,8 @@ mod tests {
 
     #[test]
     fn exclusive_with_deadline() {
-        let d = tmpdir("excl");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let token = d.join("tok");
         let owner = LockOwner {
             uid: 0,
@@ -267,12 +261,12 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o640);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn refuses_symlink_and_directory() {
-        let d = tmpdir("sym");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let token = d.join("tok");
         std::os::unix::fs::symlink("/etc/passwd", lock_path(&token)).unwrap();
         let e = acquire(&token, None, Instant::now()).unwrap_err();
@@ -284,6 +278,5 @@ mod tests {
             matches!(e, LockError::NotRegular { .. } | LockError::Open { .. }),
             "{e}"
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -56,9 +56,8 @@ mod tests {
 
     #[test]
     fn whom_to_become() {
-        let d = std::env::temp_dir().join(format!("sx2-privdrop-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let f = d.join("tok");
         std::fs::write(&f, b"{}").unwrap();
         let me = std::fs::metadata(&f).unwrap();
@@ -71,8 +70,7 @@ mod tests {
             std::os::unix::fs::symlink(&f, d.join("link")).unwrap();
             assert_eq!(target_user(&d.join("link")), None);
         }
-        assert_eq!(target_user(&d), None, "a directory");
+        assert_eq!(target_user(d), None, "a directory");
         assert_eq!(target_user(&d.join("missing")), None);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -265,13 +265,6 @@ impl Drop for PendingFile {
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sx2-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     fn entries(d: &Path) -> Vec<String> {
         let mut v: Vec<_> = std::fs::read_dir(d)
             .unwrap()
@@ -283,27 +276,28 @@ mod tests {
 
     #[test]
     fn replaces_keeping_mode() {
-        let d = tmpdir("replace");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("tok.json");
         std::fs::write(&t, b"old").unwrap();
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o640)).unwrap();
         let meta = FileMeta::of(&std::fs::metadata(&t).unwrap());
         let p = PendingFile::create(&t, meta, 4096).unwrap();
-        assert_eq!(entries(&d).len(), 2);
+        assert_eq!(entries(d).len(), 2);
         p.commit(b"new").unwrap();
         assert_eq!(std::fs::read(&t).unwrap(), b"new");
         let m = std::fs::metadata(&t).unwrap();
         assert_eq!(m.mode() & 0o777, 0o640);
         assert_eq!(m.len(), 3, "reserved space must not show as file size");
-        assert_eq!(entries(&d), ["tok.json"]);
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(entries(d), ["tok.json"]);
     }
 
     #[test]
     fn commit_new_never_replaces() {
-        let d = tmpdir("new");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("tok.json");
-        let meta = FileMeta::of(&std::fs::metadata(&d).unwrap());
+        let meta = FileMeta::of(&std::fs::metadata(d).unwrap());
         let meta = FileMeta {
             mode: 0o600,
             ..meta
@@ -319,18 +313,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.source.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&t).unwrap(), b"first");
-        assert_eq!(entries(&d), ["tok.json"]);
+        assert_eq!(entries(d), ["tok.json"]);
         let other = d.join("other");
         crate::sys::rename_noreplace(&t, &other).unwrap();
         std::fs::write(&t, b"x").unwrap();
         let e = crate::sys::rename_noreplace(&t, &other).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn json_document_replaces_keeping_mode() {
-        let d = tmpdir("json");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("tok.json");
         std::fs::write(&t, b"{}").unwrap();
         std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -345,25 +339,25 @@ mod tests {
             0o600,
             "mode kept"
         );
-        assert_eq!(entries(&d), ["tok.json"]);
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(entries(d), ["tok.json"]);
     }
 
     #[test]
     fn dropped_pending_file_leaves_nothing() {
-        let d = tmpdir("drop");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("tok.json");
         std::fs::write(&t, b"old").unwrap();
         let meta = FileMeta::of(&std::fs::metadata(&t).unwrap());
         drop(PendingFile::create(&t, meta, 0).unwrap());
-        assert_eq!(entries(&d), ["tok.json"]);
+        assert_eq!(entries(d), ["tok.json"]);
         assert_eq!(std::fs::read(&t).unwrap(), b"old");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn stale_temps_are_removed_others_kept() {
-        let d = tmpdir("stale");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let t = d.join("tok.json");
         std::fs::write(&t, b"x").unwrap();
         std::fs::write(d.join(".tok.json.tmp-123-0"), b"partial").unwrap();
@@ -377,7 +371,7 @@ mod tests {
         std::fs::write(d.join(".tok.json.tmp--0"), b"").unwrap();
         assert_eq!(remove_stale_temps(&t).unwrap(), 2);
         assert_eq!(
-            entries(&d),
+            entries(d),
             [
                 ".other.json.tmp-1-0",
                 ".tok.json.lock",
@@ -387,7 +381,6 @@ mod tests {
                 "tok.json"
             ]
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

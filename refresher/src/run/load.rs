@@ -420,8 +420,8 @@ mod tests {
 
     #[test]
     fn client_secret_file_becomes_the_configs_secret() {
-        let d = std::env::temp_dir().join(format!("sx2-csf-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let f = d.join("secret");
         std::fs::write(&f, "cs-from-file\n").unwrap();
         let cfg = |j: String| Config::parse(j.as_bytes(), Path::new("/c")).unwrap();
@@ -440,6 +440,5 @@ mod tests {
         let mut c = cfg(r#"{"client_secret":"s"}"#.into());
         read_client_secret_file(&mut c).unwrap();
         assert_eq!(c.client_secret.as_ref().unwrap().expose(), "s");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }
