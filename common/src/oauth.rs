@@ -17,6 +17,7 @@
 //! [`oauth_error`].
 
 use crate::secret::Secret;
+use crate::value::wipe;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -179,7 +180,7 @@ impl JsonReply {
         match serde_json::from_slice::<Value>(body) {
             Ok(v @ Value::Object(_)) => Some(JsonReply(v)),
             Ok(mut other) => {
-                scrub(&mut other);
+                wipe(&mut other);
                 None
             }
             Err(_) => None,
@@ -196,17 +197,7 @@ impl JsonReply {
 
 impl Drop for JsonReply {
     fn drop(&mut self) {
-        scrub(&mut self.0);
-    }
-}
-
-fn scrub(v: &mut Value) {
-    use zeroize::Zeroize;
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(scrub),
-        Value::Object(o) => o.values_mut().for_each(scrub),
-        _ => {}
+        wipe(&mut self.0);
     }
 }
 

@@ -16,9 +16,10 @@
 use crate::config::{parse_object, Fields};
 use crate::error::{FileError, FileKind, Problem};
 use crate::secret::Secret;
+use crate::value::{wipe, wipe_map};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Name of the directory beside the token files that holds their secrets.
 pub const SECRETS_DIR: &str = "secrets";
@@ -68,7 +69,7 @@ impl SecretsFile {
     pub fn parse(bytes: &[u8], path: &Path) -> Result<SecretsFile, FileError> {
         let mut obj = parse_object(bytes, path, FileKind::Secrets)?;
         let parsed = from_object(&obj, path, FileKind::Secrets);
-        wipe(&mut obj);
+        wipe_map(&mut obj);
         match parsed? {
             (Some(refresh_token), client_secret) => Ok(SecretsFile {
                 refresh_token,
@@ -144,13 +145,13 @@ pub fn split_token(bytes: &[u8], path: &Path) -> Result<Split, FileError> {
     let secrets = from_object(&obj, path, FileKind::Token);
     for field in SECRET_FIELDS {
         if let Some(mut v) = obj.shift_remove(field) {
-            wipe_value(&mut v);
+            wipe(&mut v);
         }
     }
     let (refresh_token, client_secret) = match secrets {
         Ok(s) => s,
         Err(e) => {
-            wipe(&mut obj);
+            wipe_map(&mut obj);
             return Err(e);
         }
     };
@@ -201,23 +202,8 @@ fn to_bytes(m: Map<String, Value>) -> Zeroizing<Vec<u8>> {
     let mut value = Value::Object(m);
     let mut bytes = serde_json::to_vec_pretty(&value).expect("a JSON map always serializes");
     bytes.push(b'\n');
-    wipe_value(&mut value);
+    wipe(&mut value);
     Zeroizing::new(bytes)
-}
-
-fn wipe(m: &mut Map<String, Value>) {
-    for (_, v) in m.iter_mut() {
-        wipe_value(v);
-    }
-}
-
-fn wipe_value(v: &mut Value) {
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(wipe_value),
-        Value::Object(m) => wipe(m),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use crate::config::{parse_object, Fields};
 use crate::error::{FileError, FileKind, Problem};
 use crate::secret::Secret;
+use crate::value::{wipe, wipe_map};
 use serde_json::{Map, Value};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -75,12 +76,7 @@ impl std::fmt::Debug for TokenFile {
 impl Drop for TokenFile {
     fn drop(&mut self) {
         // The raw map holds the same secrets as plain Strings.
-        use zeroize::Zeroize;
-        for (_, v) in self.fields.iter_mut() {
-            if let Value::String(s) = v {
-                s.zeroize();
-            }
-        }
+        wipe_map(&mut self.fields);
     }
 }
 
@@ -219,16 +215,6 @@ pub fn file_bytes(mut doc: Value) -> Zeroizing<Vec<u8>> {
     out.push(b'\n');
     wipe(&mut doc);
     out
-}
-
-fn wipe(v: &mut Value) {
-    use zeroize::Zeroize;
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(a) => a.iter_mut().for_each(wipe),
-        Value::Object(m) => m.values_mut().for_each(wipe),
-        _ => {}
-    }
 }
 
 /// The bytes of a token file after a new authorisation (`sasl-xoauth2-tool

@@ -1,5 +1,5 @@
 //! The C++ tool accepts config values as JSON strings or as numbers and
-//! booleans; these helpers read a field either way.
+//! booleans; these helpers read a field either way, and wipe parsed JSON.
 
 use serde_json::Value;
 
@@ -51,10 +51,34 @@ impl Bad {
     }
 }
 
+/// Zeroize every string in `v`, however deep: parsed files and provider
+/// replies hold their secrets as plain `String`s.
+pub(crate) fn wipe(v: &mut Value) {
+    use zeroize::Zeroize;
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(m) => wipe_map(m),
+        _ => {}
+    }
+}
+
+/// [`wipe`] every value of a JSON object.
+pub(crate) fn wipe_map(m: &mut serde_json::Map<String, Value>) {
+    m.values_mut().for_each(wipe);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn wipe_reaches_every_string() {
+        let mut v = json!({"a": "s1", "b": [1, "s2", {"c": "s3"}], "d": true});
+        wipe(&mut v);
+        assert_eq!(v, json!({"a": "", "b": [1, "", {"c": ""}], "d": true}));
+    }
 
     #[test]
     fn scalars_in_either_form() {
