@@ -16,6 +16,7 @@
 use crate::config::{parse_object, Fields};
 use crate::error::{FileError, FileKind, Problem};
 use crate::secret::Secret;
+use crate::token::file_bytes;
 use crate::value::{wipe, wipe_map};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -94,7 +95,7 @@ impl SecretsFile {
         if let Some(c) = &self.client_secret {
             m.insert("client_secret".into(), c.expose().to_owned().into());
         }
-        to_bytes(m)
+        file_bytes(Value::Object(m))
     }
 }
 
@@ -156,7 +157,7 @@ pub fn split_token(bytes: &[u8], path: &Path) -> Result<Split, FileError> {
         }
     };
     Ok(Split {
-        token: to_bytes(obj),
+        token: file_bytes(Value::Object(obj)),
         refresh_token,
         client_secret,
     })
@@ -196,14 +197,6 @@ pub fn parse_client_secret(bytes: &[u8], path: &Path) -> Result<Secret, FileErro
 pub fn load_client_secret(path: &Path) -> Result<Secret, FileError> {
     let bytes = crate::fsread::read_file(path, FileKind::ClientSecret)?;
     parse_client_secret(&bytes, path)
-}
-
-fn to_bytes(m: Map<String, Value>) -> Zeroizing<Vec<u8>> {
-    let mut value = Value::Object(m);
-    let mut bytes = serde_json::to_vec_pretty(&value).expect("a JSON map always serializes");
-    bytes.push(b'\n');
-    wipe(&mut value);
-    Zeroizing::new(bytes)
 }
 
 #[cfg(test)]

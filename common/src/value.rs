@@ -75,9 +75,15 @@ mod tests {
 
     #[test]
     fn wipe_reaches_every_string() {
-        let mut v = json!({"a": "s1", "b": [1, "s2", {"c": "s3"}], "d": true});
+        let mut v = json!({"refresh_token": "r", "n": [1, "two"], "o": {"k": "v"}, "b": true});
         wipe(&mut v);
-        assert_eq!(v, json!({"a": "", "b": [1, "", {"c": ""}], "d": true}));
+        assert_eq!(v["refresh_token"], "");
+        assert_eq!(v["n"][1], "");
+        assert_eq!(v["o"]["k"], "");
+        assert_eq!(
+            v,
+            json!({"refresh_token": "", "n": [1, ""], "o": {"k": ""}, "b": true})
+        );
     }
 
     #[test]
