@@ -206,12 +206,21 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn output_err(path: &Path, problem: impl Into<String>, fix: impl Into<String>) -> ToolError {
+pub(crate) fn output_err(
+    path: &Path,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ToolError {
     ToolError::Output {
         path: path.into(),
         problem: problem.into(),
         fix: fix.into(),
     }
+}
+
+/// A file we must rewrite but cannot parse: its problem and fix.
+pub(crate) fn unparsable(e: common::error::FileError) -> ToolError {
+    output_err(&e.path, e.problem.to_string(), e.fix())
 }
 
 /// A file being replaced: its bytes, owner and mode.
@@ -443,7 +452,7 @@ pub(crate) fn read_secrets(
     check_owner(&path, old.meta.uid, owner)?;
     SecretsFile::parse(&old.bytes, &path)
         .map(Some)
-        .map_err(|e| output_err(&path, e.problem.to_string(), e.fix()))
+        .map_err(unparsable)
 }
 
 /// Write the secrets file of `token` (first), creating `secrets/` if needed.

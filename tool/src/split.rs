@@ -8,7 +8,9 @@
 //! already in the secrets file.
 
 use crate::error::ToolError;
-use crate::output::{keep_client_secret, lock, read_old, read_secrets, store, store_secrets};
+use crate::output::{
+    keep_client_secret, lock, output_err, read_old, read_secrets, store, store_secrets, unparsable,
+};
 use common::error::FileKind;
 use common::secrets::{secrets_path, split_token, SecretsFile};
 use refresher::store::FileMeta;
@@ -24,21 +26,19 @@ pub struct Converted {
 
 /// Convert the account whose token file is `path`.
 pub fn split_secrets(path: &Path) -> Result<Converted, ToolError> {
-    let missing = || ToolError::Output {
-        path: path.into(),
-        problem: "it does not exist".into(),
-        fix: "give the path of an existing token file".into(),
+    let missing = || {
+        output_err(
+            path,
+            "it does not exist",
+            "give the path of an existing token file",
+        )
     };
     // Refuses a symlink or a non-regular file before the lock file is made.
     let meta = read_old(path, FileKind::Token)?.ok_or_else(missing)?.meta;
     let _lock = lock(path, Some(meta))?;
     // Read again under the lock: a refresh may have replaced it meanwhile.
     let old = read_old(path, FileKind::Token)?.ok_or_else(missing)?;
-    let parts = split_token(&old.bytes, path).map_err(|e| ToolError::Output {
-        path: path.into(),
-        problem: e.problem.to_string(),
-        fix: e.fix(),
-    })?;
+    let parts = split_token(&old.bytes, path).map_err(unparsable)?;
     let owner = FileMeta {
         mode: 0o600,
         ..old.meta
@@ -71,20 +71,20 @@ pub fn split_secrets(path: &Path) -> Result<Converted, ToolError> {
             client_secret: parts.client_secret.clone(),
         }),
         (None, None) => {
-            return Err(ToolError::Output {
-                path: path.into(),
-                problem: format!(
+            return Err(output_err(
+                path,
+                format!(
                     "it has no refresh_token to move, and {} does not exist",
                     secrets_path(path).display()
                 ),
-                fix: format!(
+                format!(
                     "get a new token in the split layout with `sasl-xoauth2-tool get-token \
                      {{gmail|outlook}} --split --overwrite-existing-token {}` (accounts \
                      with grant_type client_credentials have no refresh token; put their \
                      client secret into the config's client_secret_file instead)",
                     path.display()
                 ),
-            })
+            ))
         }
     };
     if let Some(s) = &new_secrets {
